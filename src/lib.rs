@@ -1,0 +1,24 @@
+//! girok (기록, "record"): a durable, segmented commit log served over gRPC.
+//!
+//! Producers append records to an ordered log and get back dense offsets; consumers read them by
+//! offset or tail the log live. The storage engine is synchronous, knows nothing of gRPC, and can
+//! be embedded on its own.
+//!
+//! # Layout
+//!
+//! - [`log`]: the storage layer. [`log::CommitLog`] is the contract every log keeps;
+//!   [`log::DiskLog`] is the segmented on-disk log and [`log::MemoryLog`] the in-memory one.
+//!   - `log::disk::file`: the narrow file seam the store writes through (positional writes, sync).
+//!   - `log::disk::store`: a segment's store file of checksummed frames.
+//!   - `log::disk::index`: a segment's memory-mapped index (the only `unsafe` in the crate).
+//!   - `log::disk::segment`: one store + index pair, and its recovery on open.
+//!   - `log::disk::verify`: the offline scan behind `girok verify`.
+//! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`.
+//! - [`server`]: the `Log` service over any `CommitLog`, error-to-status mapping, and
+//!   [`server::run`], which serves it with health, reflection and graceful shutdown.
+//! - [`client`]: a small typed wrapper over the generated client.
+//! - `src/bin/girok-server.rs`: the server binary (flags → [`server::run`]).
+//! - `src/bin/girok.rs`: the command-line client and `girok verify`.
+
+pub mod api;
+pub mod log;

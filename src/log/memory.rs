@@ -1,0 +1,164 @@
+//! [`MemoryLog`]: the [`CommitLog`] contract kept in memory, for tests and embedding.
+//!
+//! Invariant: `records[i].offset == lowest + i`, and `lowest + records.len()` is the commit point
+//! published on the watch. Nothing survives the process.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::RwLock;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::{CommitLog, Error, LogConfig, Record, Result, now_ms};
+
+/// An in-memory log. Truncation drops exactly the records below the offset asked for (it has no
+/// segments), never past the commit point.
+#[derive(Debug)]
+pub struct MemoryLog {
+    /// Appends take the write lock for the push and the watch update, so the watch never runs
+    /// ahead of or behind the records; reads share the read lock.
+    inner: RwLock<Inner>,
+    max_record_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lowest: u64,
+    records: VecDeque<Record>,
+    /// The commit point's sender; `None` once closed, which ends every waiter.
+    commit: Option<watch::Sender<u64>>,
+}
+
+impl Inner {
+    fn next(&self) -> u64 {
+        self.lowest + self.records.len() as u64
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.commit.is_none() { Err(Error::Closed) } else { Ok(()) }
+    }
+}
+
+impl MemoryLog {
+    /// A new, empty log starting at `config.initial_offset`.
+    pub fn new(config: LogConfig) -> Self {
+        let lowest = config.initial_offset;
+        Self {
+            inner: RwLock::new(Inner {
+                lowest,
+                records: VecDeque::new(),
+                commit: Some(watch::Sender::new(lowest)),
+            }),
+            max_record_bytes: config.max_record_bytes,
+        }
+    }
+
+    fn read_inner(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_inner(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for MemoryLog {
+    fn default() -> Self {
+        Self::new(LogConfig::default())
+    }
+}
+
+impl CommitLog for MemoryLog {
+    fn append(&self, value: Bytes) -> Result<u64> {
+        self.append_batch(std::slice::from_ref(&value)).map(|r| r.start)
+    }
+
+    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
+        if let Some(big) = values.iter().find(|v| v.len() > self.max_record_bytes) {
+            return Err(Error::RecordTooLarge { size: big.len(), max: self.max_record_bytes });
+        }
+        let mut inner = self.write_inner();
+        inner.check_open()?;
+        let start = inner.next();
+        let timestamp_ms = now_ms();
+        for (i, value) in values.iter().enumerate() {
+            let offset = start + i as u64;
+            inner.records.push_back(Record { offset, timestamp_ms, value: value.clone() });
+        }
+        let end = inner.next();
+        if end != start
+            && let Some(commit) = &inner.commit
+        {
+            commit.send_replace(end);
+        }
+        Ok(start..end)
+    }
+
+    fn read(&self, offset: u64) -> Result<Record> {
+        let inner = self.read_inner();
+        inner.check_open()?;
+        match offset.checked_sub(inner.lowest).and_then(|i| inner.records.get(i as usize)) {
+            Some(record) => Ok(record.clone()),
+            None => {
+                Err(Error::OffsetOutOfRange { offset, lowest: inner.lowest, next: inner.next() })
+            }
+        }
+    }
+
+    fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        let inner = self.read_inner();
+        inner.check_open()?;
+        let start = match offset.checked_sub(inner.lowest) {
+            Some(i) if (i as usize) < inner.records.len() => i as usize,
+            _ => {
+                let (lowest, next) = (inner.lowest, inner.next());
+                return Err(Error::OffsetOutOfRange { offset, lowest, next });
+            }
+        };
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for record in inner.records.iter().skip(start) {
+            if !out.is_empty() && (out.len() >= max_records || bytes >= max_bytes) {
+                break;
+            }
+            bytes += record.value.len();
+            out.push(record.clone());
+        }
+        Ok(out)
+    }
+
+    fn lowest_offset(&self) -> u64 {
+        self.read_inner().lowest
+    }
+
+    fn next_offset(&self) -> u64 {
+        self.read_inner().next()
+    }
+
+    fn truncate(&self, lowest: u64) -> Result<u64> {
+        let mut inner = self.write_inner();
+        inner.check_open()?;
+        let target = lowest.min(inner.next());
+        while inner.lowest < target {
+            inner.records.pop_front();
+            inner.lowest += 1;
+        }
+        Ok(inner.lowest)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        let inner = self.read_inner();
+        match &inner.commit {
+            Some(commit) => commit.subscribe(),
+            None => watch::channel(inner.next()).1,
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut inner = self.write_inner();
+        inner.check_open()?;
+        inner.commit = None;
+        Ok(())
+    }
+}

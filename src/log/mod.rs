@@ -1,0 +1,107 @@
+//! The storage layer: the [`CommitLog`] contract and its two implementations.
+//!
+//! This module deals in bytes, offsets and its own [`Error`]; it never imports tonic or the
+//! generated API, so it can be embedded, benchmarked and fuzzed alone.
+
+mod config;
+pub mod disk;
+mod error;
+mod memory;
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+pub use config::{FsyncPolicy, LogConfig};
+
+pub use error::{Error, Result};
+pub use memory::MemoryLog;
+
+/// One record read back from a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The record's position in the log.
+    pub offset: u64,
+    /// Milliseconds since the Unix epoch at which the log appended the record.
+    pub timestamp_ms: u64,
+    /// The payload; may be empty.
+    pub value: Bytes,
+}
+
+/// An append-only sequence of records addressed by dense offsets.
+///
+/// # Contract
+///
+/// Every implementation keeps these promises, and `tests/contract.rs` checks each of them against
+/// every implementation.
+///
+/// - **Offsets.** A new log starts at `initial_offset` (0 unless configured). Each appended record
+///   gets the next offset: offsets are dense, strictly increasing and never reused, across
+///   restarts and truncation too.
+/// - **Commit point.** [`next_offset`](Self::next_offset) is the commit point: every offset in
+///   `[lowest_offset, next_offset)` can be read, and nothing at or past it can. Under
+///   [`FsyncPolicy::Always`] a record is committed only once the data holding it has been synced
+///   to stable storage, so no reader ever sees a record that a power cut could take back. Under
+///   the other policies a record is committed once it is in the file (the OS page cache).
+/// - **Append.** [`append`](Self::append) and [`append_batch`](Self::append_batch) return only
+///   once the records are committed; a process crash (kill -9) after that never loses them. A
+///   batch is all-or-nothing: either every record gets consecutive offsets or none is appended,
+///   and a failed append leaves the log as it was. Empty values are valid records; a value larger
+///   than `max_record_bytes` is rejected with [`Error::RecordTooLarge`].
+/// - **Read.** [`read`](Self::read) of an offset outside `[lowest, next)` fails with
+///   [`Error::OffsetOutOfRange`], which carries the requested offset and the current bounds. A
+///   record whose bytes fail their checksum fails with [`Error::Corrupt`]: corruption is never
+///   skipped and offsets are never renumbered around it.
+/// - **Truncate.** [`truncate`](Self::truncate)`(lowest)` drops whole segments that lie entirely
+///   below `lowest`; it never drops the active segment, so the new lowest offset may stay below
+///   the one asked for.
+/// - **Watch.** [`subscribe`](Self::subscribe) returns a receiver of the commit point
+///   (`next_offset`). Tailing readers wait on it; a `watch` cannot lose a wake-up. The sender is
+///   dropped when the log is closed or dropped, which ends every waiter.
+/// - **Failure.** After a failed sync the log turns read-only: appends fail with
+///   [`Error::ReadOnly`] until it is reopened. Reads go on working.
+/// - **Close.** [`close`](Self::close) syncs and trims the files; afterwards every call fails with
+///   [`Error::Closed`]. Dropping a log without closing it is a faithful crash: nothing is lost that
+///   was acknowledged, and the next open repairs the tail.
+pub trait CommitLog: Send + Sync + 'static {
+    /// Appends one record and returns its offset once it is committed.
+    fn append(&self, value: Bytes) -> Result<u64>;
+
+    /// Appends every record of `values` atomically and returns their offsets. An empty batch
+    /// appends nothing and returns an empty range at the commit point.
+    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>>;
+
+    /// Reads the committed record at `offset`.
+    fn read(&self, offset: u64) -> Result<Record>;
+
+    /// Reads up to `max_records` consecutive committed records starting at `offset`, stopping
+    /// early once their values add up to `max_bytes` (at least one record is always returned when
+    /// `offset` is readable). Errors as [`read`](Self::read) does for `offset`; a corrupt record
+    /// after the first ends the batch early, so the next call reports it.
+    fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>>;
+
+    /// The lowest offset still held.
+    fn lowest_offset(&self) -> u64;
+
+    /// The commit point: the offset the next record will get.
+    fn next_offset(&self) -> u64;
+
+    /// Drops every whole segment below `lowest`, never the active one. Returns the new lowest
+    /// offset.
+    fn truncate(&self, lowest: u64) -> Result<u64>;
+
+    /// A receiver of the commit point, for readers that wait for new records.
+    fn subscribe(&self) -> watch::Receiver<u64>;
+
+    /// Syncs and closes the log. Later calls fail with [`Error::Closed`].
+    fn close(&self) -> Result<()>;
+}
+
+/// Milliseconds since the Unix epoch, for record timestamps.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
