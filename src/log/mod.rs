@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 pub use config::{FsyncPolicy, LogConfig};
 
+pub use disk::DiskLog;
 pub use error::{Error, Result};
 pub use memory::MemoryLog;
 

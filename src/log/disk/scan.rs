@@ -1,0 +1,137 @@
+//! Forward scan of a store's frames: the one walk behind index rebuilds, torn-tail repair on open
+//! and the offline `verify`.
+//!
+//! The scan checks every frame's CRC and that its offset is the next one expected. When a frame
+//! fails, it looks further on for any valid frame with a later offset: if one exists, the damage
+//! is in the middle of the data (reported as a corrupt range of offsets, never skipped or
+//! renumbered) and the scan goes on from there; if none does, everything from the failed frame
+//! on is a torn tail.
+
+use std::io;
+use std::ops::Range;
+
+use super::file::SegmentFile;
+use super::store::{FRAME_HEADER_BYTES, FrameHeader};
+
+/// How many bytes the scan reads from the file at a time.
+const WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The frame position of each offset from the scan's first, in order. Offsets in a corrupt
+    /// range map to the position where the damage starts, which never verifies as their frame.
+    pub positions: Vec<u64>,
+    /// Offsets whose frames are damaged, each range followed by a valid frame.
+    pub corrupt: Vec<Range<u64>>,
+    /// The end of the last valid frame: where a torn tail starts.
+    pub valid_end: u64,
+    /// Bytes of payload in the valid frames.
+    pub payload_bytes: u64,
+}
+
+impl Scan {
+    /// The offset after the last one scanned (valid or corrupt).
+    pub fn next_offset(&self, first: u64) -> u64 {
+        first + self.positions.len() as u64
+    }
+}
+
+/// Scans the frames of `file` in `[pos, len)`, the first expected to hold `offset`, stopping
+/// after `max_records` offsets (valid or corrupt).
+pub fn scan(
+    file: &dyn SegmentFile,
+    mut pos: u64,
+    len: u64,
+    mut offset: u64,
+    max_records: u64,
+) -> io::Result<Scan> {
+    let mut window = Window::new(file, len);
+    let first = offset;
+    let mut out = Scan { valid_end: pos, ..Scan::default() };
+    while (out.positions.len() as u64) < max_records && pos < len {
+        if let Some(header) = window.valid_frame(pos, offset)? {
+            out.positions.push(pos);
+            out.payload_bytes += u64::from(header.length);
+            pos += header.frame_len();
+            offset += 1;
+            out.valid_end = pos;
+            continue;
+        }
+        let Some((next_pos, next_offset)) = window.resync(pos + 1, offset)? else {
+            break;
+        };
+        let budget = max_records - (offset - first);
+        let damaged = (next_offset - offset).min(budget);
+        out.positions.extend(std::iter::repeat_n(pos, damaged as usize));
+        out.corrupt.push(offset..offset + damaged);
+        offset += damaged;
+        pos = next_pos;
+    }
+    Ok(out)
+}
+
+/// A read-ahead window over the file, so the scan costs one read per few MiB, not per frame.
+struct Window<'a> {
+    file: &'a dyn SegmentFile,
+    len: u64,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> Window<'a> {
+    fn new(file: &'a dyn SegmentFile, len: u64) -> Self {
+        Self { file, len, start: 0, buf: Vec::new() }
+    }
+
+    /// The bytes `[pos, pos + n)`, or `None` when they run past the end of the file.
+    fn bytes(&mut self, pos: u64, n: u64) -> io::Result<Option<&[u8]>> {
+        if pos.checked_add(n).is_none_or(|end| end > self.len) {
+            return Ok(None);
+        }
+        let have = pos >= self.start && pos + n <= self.start + self.buf.len() as u64;
+        if !have {
+            let take = n.max(WINDOW_BYTES).min(self.len - pos);
+            self.buf.resize(take as usize, 0);
+            self.file.read_exact_at(&mut self.buf, pos)?;
+            self.start = pos;
+        }
+        let at = (pos - self.start) as usize;
+        Ok(Some(&self.buf[at..at + n as usize]))
+    }
+
+    /// The header of the frame at `pos` when that frame is whole, checks, and holds `offset`.
+    fn valid_frame(&mut self, pos: u64, offset: u64) -> io::Result<Option<FrameHeader>> {
+        let Some(head) = self.bytes(pos, FRAME_HEADER_BYTES)? else { return Ok(None) };
+        let header = FrameHeader::decode(head);
+        if header.offset != offset {
+            return Ok(None);
+        }
+        self.checks(pos, header)
+    }
+
+    fn checks(&mut self, pos: u64, header: FrameHeader) -> io::Result<Option<FrameHeader>> {
+        let Some(frame) = self.bytes(pos, header.frame_len())? else { return Ok(None) };
+        let (head, payload) = frame.split_at(FRAME_HEADER_BYTES as usize);
+        Ok(header.checks(head, payload).then_some(header))
+    }
+
+    /// The first position at or after `from` holding a valid frame with an offset above
+    /// `after` (and plausibly close: at most one offset per frame header's worth of bytes).
+    fn resync(&mut self, from: u64, after: u64) -> io::Result<Option<(u64, u64)>> {
+        let mut pos = from;
+        while pos + FRAME_HEADER_BYTES <= self.len {
+            let Some(head) = self.bytes(pos, FRAME_HEADER_BYTES)? else { break };
+            let header = FrameHeader::decode(head);
+            let max_skip = (pos - from) / FRAME_HEADER_BYTES + 1;
+            let plausible = header.offset > after
+                && header.offset - after <= max_skip
+                && pos + header.frame_len() <= self.len;
+            if plausible && self.checks(pos, header)?.is_some() {
+                return Ok(Some((pos, header.offset)));
+            }
+            pos += 1;
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,219 @@
+//! A segment's store file: a header, then checksummed frames appended back to back.
+//!
+//! Header (24 bytes):
+//!
+//! | bytes  | field   | value                                   |
+//! |--------|---------|-----------------------------------------|
+//! | 0..8   | magic   | `b"GIROKLOG"`                           |
+//! | 8..12  | version | format version, LE u32 (this build: 1)  |
+//! | 12..16 | flags   | LE u32, 0                               |
+//! | 16..24 | base    | the segment's base offset, LE u64       |
+//!
+//! Frame (24-byte header, then the payload):
+//!
+//! | bytes      | field        | meaning                                                |
+//! |------------|--------------|--------------------------------------------------------|
+//! | 0..8       | offset       | the record's absolute offset, LE u64                   |
+//! | 8..16      | timestamp_ms | append time, ms since the Unix epoch, LE u64           |
+//! | 16..20     | length       | payload length, LE u32                                 |
+//! | 20..24     | crc          | CRC32C of bytes 0..20 followed by the payload, LE u32  |
+//! | 24..24+len | payload      | the record's value                                     |
+//!
+//! A frame is valid when its CRC matches and its offset is the one expected at its place, so a
+//! stale index entry can never serve the wrong record. Invariant: the store's logical `size` is
+//! the end of the last written frame; a failed write leaves `size` unchanged and its bytes are
+//! overwritten by the next write.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::file::{FileOpener, SegmentFile};
+
+/// The store header's magic.
+pub const MAGIC: &[u8; 8] = b"GIROKLOG";
+/// The store format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Bytes in the store header.
+pub const STORE_HEADER_BYTES: u64 = 24;
+/// Bytes in a frame header.
+pub const FRAME_HEADER_BYTES: u64 = 24;
+
+/// A decoded frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// The record's offset.
+    pub offset: u64,
+    /// The append time.
+    pub timestamp_ms: u64,
+    /// The payload's length.
+    pub length: u32,
+    /// The stored checksum.
+    pub crc: u32,
+}
+
+impl FrameHeader {
+    /// Decodes the first 24 bytes of `buf`.
+    pub fn decode(buf: &[u8]) -> Self {
+        let u64_at = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at = |at: usize| u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+        Self { offset: u64_at(0), timestamp_ms: u64_at(8), length: u32_at(16), crc: u32_at(20) }
+    }
+
+    /// The frame's total size on disk.
+    pub fn frame_len(&self) -> u64 {
+        FRAME_HEADER_BYTES + u64::from(self.length)
+    }
+
+    /// Whether `payload` (exactly `length` bytes) together with this header matches the CRC.
+    pub fn checks(&self, header_bytes: &[u8], payload: &[u8]) -> bool {
+        payload.len() == self.length as usize
+            && crc32c::crc32c_append(crc32c::crc32c(&header_bytes[..20]), payload) == self.crc
+    }
+}
+
+/// Appends one encoded frame to `buf`. `payload_crc` is `crc32c(value)`, computed by the caller
+/// (outside any lock); it is combined with the header's CRC here.
+pub fn encode_frame(
+    buf: &mut Vec<u8>,
+    offset: u64,
+    timestamp_ms: u64,
+    value: &[u8],
+    payload_crc: u32,
+) {
+    let start = buf.len();
+    buf.extend_from_slice(&offset.to_le_bytes());
+    buf.extend_from_slice(&timestamp_ms.to_le_bytes());
+    buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    let header_crc = crc32c::crc32c(&buf[start..start + 20]);
+    let crc = crc32c::crc32c_combine(header_crc, payload_crc, value.len());
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf.extend_from_slice(value);
+}
+
+/// Decodes and checks the frame that fills `buf` exactly, expecting `offset`. Returns the
+/// timestamp and the payload, or a description of what is wrong.
+pub fn decode_frame(buf: &Bytes, offset: u64) -> Result<(u64, Bytes), String> {
+    if (buf.len() as u64) < FRAME_HEADER_BYTES {
+        return Err(format!("frame of {} bytes is shorter than its header", buf.len()));
+    }
+    let header = FrameHeader::decode(buf);
+    if header.frame_len() != buf.len() as u64 {
+        return Err(format!(
+            "frame length field says {} bytes, the index says {}",
+            header.frame_len(),
+            buf.len()
+        ));
+    }
+    let payload = &buf[FRAME_HEADER_BYTES as usize..];
+    if !header.checks(buf, payload) {
+        return Err("checksum mismatch".to_string());
+    }
+    if header.offset != offset {
+        return Err(format!("frame holds offset {}, not {offset}", header.offset));
+    }
+    Ok((header.timestamp_ms, buf.slice(FRAME_HEADER_BYTES as usize..)))
+}
+
+/// Encodes a store header for a segment based at `base`.
+pub fn encode_header(base: u64) -> [u8; STORE_HEADER_BYTES as usize] {
+    let mut h = [0u8; STORE_HEADER_BYTES as usize];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&base.to_le_bytes());
+    h
+}
+
+/// Checks a store header; `Err` says what is wrong.
+pub fn check_header(h: &[u8], base: u64) -> Result<(), String> {
+    if &h[0..8] != MAGIC {
+        return Err("not a girok store file (bad magic)".into());
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(format!("store format version {version}; this build reads {VERSION}"));
+    }
+    let stored = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    if stored != base {
+        return Err(format!("header names base offset {stored}, the file name {base}"));
+    }
+    Ok(())
+}
+
+/// A store file and its logical size.
+#[derive(Debug)]
+pub struct Store {
+    /// Shared so that syncs and reads can run outside the log's lock.
+    file: Arc<dyn SegmentFile>,
+    size: u64,
+}
+
+impl Store {
+    /// Creates (or resets) the store at `path` with a fresh header, synced.
+    pub fn create(opener: &dyn FileOpener, path: &Path, base: u64) -> io::Result<Self> {
+        let file: Arc<dyn SegmentFile> = Arc::from(opener.open(path, true)?);
+        file.set_len(0)?;
+        file.write_all_at(&encode_header(base), 0)?;
+        file.sync_data()?;
+        Ok(Self { file, size: STORE_HEADER_BYTES })
+    }
+
+    /// Opens an existing store file; its logical size is the file's length until recovery says
+    /// otherwise.
+    pub fn open(opener: &dyn FileOpener, path: &Path) -> io::Result<Self> {
+        let file: Arc<dyn SegmentFile> = Arc::from(opener.open(path, false)?);
+        let size = file.size()?;
+        Ok(Self { file, size })
+    }
+
+    /// The file, for reads and syncs outside the log's lock.
+    pub fn file(&self) -> &Arc<dyn SegmentFile> {
+        &self.file
+    }
+
+    /// The end of the last frame.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends `frames` with one positional write and returns where they start. On failure the
+    /// logical size is unchanged and the file is cut back to it (best effort), so nothing
+    /// half-written is ever taken for data.
+    pub fn append(&mut self, frames: &[u8]) -> io::Result<u64> {
+        let pos = self.size;
+        if let Err(err) = self.file.write_all_at(frames, pos) {
+            let _ = self.file.set_len(pos);
+            return Err(err);
+        }
+        self.size += frames.len() as u64;
+        Ok(pos)
+    }
+
+    /// Reads `len` bytes at `pos`.
+    pub fn read(&self, pos: u64, len: u64) -> io::Result<Bytes> {
+        read_at(self.file.as_ref(), pos, len)
+    }
+
+    /// Treats only the first `size` bytes as data, leaving the file as it is (a sealed store
+    /// with damage at its end is reported, never modified).
+    pub fn limit(&mut self, size: u64) {
+        self.size = self.size.min(size);
+    }
+
+    /// Cuts the file back to `size` bytes (a torn tail) and syncs the cut.
+    pub fn cut(&mut self, size: u64) -> io::Result<()> {
+        self.file.set_len(size)?;
+        self.file.sync_data()?;
+        self.size = size;
+        Ok(())
+    }
+}
+
+/// Reads `len` bytes at `pos` of `file`.
+pub fn read_at(file: &dyn SegmentFile, pos: u64, len: u64) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(Bytes::from(buf))
+}
