@@ -1,0 +1,265 @@
+//! Helpers shared by the storage tests (`contract`, `recovery`, `durability`, `model`): small
+//! configs, file surgery on a data directory, and [`FaultyFiles`], a [`FileOpener`] over real
+//! files that can fail syncs, fail writes with ENOSPC, and simulate a power cut by dropping every
+//! write not yet synced.
+//!
+//! Each test binary uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use girok::log::disk::file::{FileOpener, SegmentFile};
+use girok::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+
+/// Bytes of a store file header.
+pub const STORE_HEADER: u64 = 24;
+/// Bytes of a frame header.
+pub const FRAME_HEADER: u64 = 24;
+
+/// A config with tiny segments so that tests roll often.
+pub fn small_config(fsync: FsyncPolicy) -> LogConfig {
+    LogConfig {
+        max_store_bytes: 256,
+        max_index_bytes: 8 * 12,
+        max_record_bytes: 4096,
+        initial_offset: 0,
+        fsync,
+    }
+}
+
+/// The value the tests store at `offset`: recognisable and of varying length (including empty).
+pub fn value_for(offset: u64) -> Bytes {
+    let len = (offset * 7 % 23) as usize;
+    Bytes::from((0..len).map(|i| (offset as u8).wrapping_add(i as u8)).collect::<Vec<u8>>())
+}
+
+/// Appends the test values for `[from, to)` one by one, checking each offset.
+pub fn fill(log: &dyn CommitLog, from: u64, to: u64) {
+    for offset in from..to {
+        assert_eq!(log.append(value_for(offset)).expect("append"), offset);
+    }
+}
+
+/// Asserts that every offset in `range` reads back its test value.
+pub fn assert_values(log: &dyn CommitLog, range: std::ops::Range<u64>) {
+    for offset in range {
+        let record = log.read(offset).unwrap_or_else(|e| panic!("read {offset}: {e}"));
+        assert_eq!(record.offset, offset);
+        assert_eq!(record.value, value_for(offset), "value at {offset}");
+    }
+}
+
+/// The segment base offsets of a data directory, sorted.
+pub fn segment_bases(dir: &Path) -> Vec<u64> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".store")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
+/// The store file of the segment based at `base`.
+pub fn store_file(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.store"))
+}
+
+/// The index file of the segment based at `base`.
+pub fn index_file(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.index"))
+}
+
+/// The frame positions of a store file, walking its length fields from the header on.
+pub fn frame_positions(store: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(store).expect("read store");
+    let mut out = Vec::new();
+    let mut pos = STORE_HEADER as usize;
+    while pos + FRAME_HEADER as usize <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos + 16..pos + 20].try_into().unwrap()) as usize;
+        if pos + FRAME_HEADER as usize + len > bytes.len() {
+            break;
+        }
+        out.push(pos as u64);
+        pos += FRAME_HEADER as usize + len;
+    }
+    out
+}
+
+/// Flips one bit of the file at `pos`.
+pub fn flip_bit(path: &Path, pos: u64) {
+    let file = OpenOptions::new().read(true).write(true).open(path).expect("open");
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, pos).expect("read byte");
+    byte[0] ^= 0x10;
+    file.write_all_at(&byte, pos).expect("write byte");
+}
+
+/// Sets the length of the file at `path`.
+pub fn set_len(path: &Path, len: u64) {
+    OpenOptions::new().write(true).open(path).expect("open").set_len(len).expect("set_len");
+}
+
+/// Appends `bytes` at the end of the file at `path`.
+pub fn append_bytes(path: &Path, bytes: &[u8]) {
+    let file = OpenOptions::new().append(true).open(path).expect("open");
+    std::io::Write::write_all(&mut &file, bytes).expect("append");
+}
+
+/// Overwrites the whole file at `path` with zeros, keeping its length.
+pub fn zero_fill(path: &Path) {
+    let len = std::fs::metadata(path).expect("metadata").len();
+    std::fs::write(path, vec![0u8; len as usize]).expect("zero fill");
+}
+
+/// The length of the file at `path`.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("metadata").len()
+}
+
+/// Opens a disk log, panicking on failure.
+pub fn open(dir: &Path, config: &LogConfig) -> DiskLog {
+    DiskLog::open(dir, config.clone()).expect("open disk log")
+}
+
+/// What [`FaultyFiles`] is told to do; shared by every file it opened.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// `sync_data` fails with EIO.
+    pub fail_sync: AtomicBool,
+    /// Writes put half their bytes in the file and then fail with ENOSPC.
+    pub enospc: AtomicBool,
+    /// Set by a power cut: the machine is gone, every later mutation fails.
+    dead: AtomicBool,
+    /// Serialises mutations with snapshots and the power cut, so a write either lands before
+    /// the cut (and is dropped unless synced) or fails after it.
+    mutate: Mutex<()>,
+    /// Each file's content as of its last successful sync.
+    synced: Mutex<HashMap<PathBuf, Vec<u8>>>,
+    /// Every file ever opened.
+    opened: Mutex<Vec<PathBuf>>,
+}
+
+/// A [`FileOpener`] over real files with injectable faults. Clone the `Arc` to keep a handle.
+#[derive(Debug, Default, Clone)]
+pub struct FaultyFiles {
+    /// The faults, shared with every file opened.
+    pub faults: Arc<Faults>,
+}
+
+impl FaultyFiles {
+    /// A new opener with no faults armed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later `sync_data` fail (or succeed again).
+    pub fn fail_sync(&self, on: bool) {
+        self.faults.fail_sync.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes every later write fail with ENOSPC after writing half its bytes (or work again).
+    pub fn enospc(&self, on: bool) {
+        self.faults.enospc.store(on, Ordering::SeqCst);
+    }
+
+    /// Simulates a power cut: from now on every write, resize and sync fails, and each file
+    /// opened through this opener is put back as it was at its last successful sync (emptied if
+    /// it was never synced). Index files are not touched: they are derived data, and keeping
+    /// their possibly newer entries is the harder case for recovery.
+    pub fn power_cut(&self) {
+        let _guard = self.faults.mutate.lock().unwrap();
+        self.faults.dead.store(true, Ordering::SeqCst);
+        let synced = self.faults.synced.lock().unwrap();
+        for path in self.faults.opened.lock().unwrap().iter() {
+            if !path.exists() {
+                continue;
+            }
+            let content = synced.get(path).cloned().unwrap_or_default();
+            std::fs::write(path, content).expect("restore synced content");
+        }
+    }
+}
+
+impl FileOpener for FaultyFiles {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn SegmentFile>> {
+        let file = OpenOptions::new().read(true).write(true).create(create).open(path)?;
+        let path = path.to_path_buf();
+        {
+            let mut opened = self.faults.opened.lock().unwrap();
+            if !opened.contains(&path) {
+                opened.push(path.clone());
+                // A file that already exists counts as synced as it is.
+                if !create || file.metadata()?.len() > 0 {
+                    let content = std::fs::read(&path)?;
+                    self.faults.synced.lock().unwrap().insert(path.clone(), content);
+                }
+            }
+        }
+        Ok(Box::new(FaultyFile { path, file, faults: self.faults.clone() }))
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    path: PathBuf,
+    file: File,
+    faults: Arc<Faults>,
+}
+
+fn dead() -> io::Error {
+    io::Error::other("simulated power cut: the machine is off")
+}
+
+impl SegmentFile for FaultyFile {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, pos)
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let _guard = self.faults.mutate.lock().unwrap();
+        if self.faults.dead.load(Ordering::SeqCst) {
+            return Err(dead());
+        }
+        if self.faults.enospc.load(Ordering::SeqCst) {
+            self.file.write_all_at(&buf[..buf.len() / 2], pos)?;
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        self.file.write_all_at(buf, pos)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let _guard = self.faults.mutate.lock().unwrap();
+        if self.faults.dead.load(Ordering::SeqCst) {
+            return Err(dead());
+        }
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.file.sync_data()?;
+        let content = std::fs::read(&self.path)?;
+        self.faults.synced.lock().unwrap().insert(self.path.clone(), content);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let _guard = self.faults.mutate.lock().unwrap();
+        if self.faults.dead.load(Ordering::SeqCst) {
+            return Err(dead());
+        }
+        self.file.set_len(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
