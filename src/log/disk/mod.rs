@@ -43,8 +43,29 @@ use super::{CommitLog, Error, FsyncPolicy, LogConfig, Record, Result, now_ms};
 #[derive(Debug)]
 pub struct DiskLog {
     shared: Arc<Shared>,
-    /// Dropping this stops the interval syncer thread, if any.
-    _stop_syncer: Option<mpsc::Sender<()>>,
+    /// The interval syncer thread, if any; stopped and joined on drop.
+    syncer: Option<Syncer>,
+}
+
+/// The background syncer of [`FsyncPolicy::Interval`]. While it syncs it holds the shared state
+/// (and with it the directory lock), so dropping a log must wait for it: otherwise a reopen right
+/// after a drop can find the directory still locked.
+#[derive(Debug)]
+struct Syncer {
+    /// Dropping this tells the thread to stop.
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drop for DiskLog {
+    /// Stops the syncer thread and waits for it. No closing work (no sync, no trim): dropping a
+    /// log stays a faithful crash.
+    fn drop(&mut self) {
+        if let Some(Syncer { stop, thread }) = self.syncer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -125,11 +146,11 @@ impl DiskLog {
             lock,
             config,
         });
-        let stop_syncer = match shared.config.fsync {
+        let syncer = match shared.config.fsync {
             FsyncPolicy::Interval(every) => Some(spawn_syncer(&shared, every)?),
             _ => None,
         };
-        Ok(Self { shared, _stop_syncer: stop_syncer })
+        Ok(Self { shared, syncer })
     }
 
     /// The data directory.
@@ -459,11 +480,11 @@ fn open_segments(
 }
 
 /// Starts the background thread that syncs every `every` under [`FsyncPolicy::Interval`]. It
-/// stops when the returned sender is dropped.
-fn spawn_syncer(shared: &Arc<Shared>, every: Duration) -> Result<mpsc::Sender<()>> {
+/// stops when the returned syncer's sender is dropped.
+fn spawn_syncer(shared: &Arc<Shared>, every: Duration) -> Result<Syncer> {
     let (stop, stopped) = mpsc::channel::<()>();
     let weak = Arc::downgrade(shared);
-    std::thread::Builder::new().name("girok-syncer".into()).spawn(move || {
+    let thread = std::thread::Builder::new().name("girok-syncer".into()).spawn(move || {
         while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
             let Some(shared) = weak.upgrade() else { break };
             let _sync = shared.lock_sync();
@@ -473,5 +494,5 @@ fn spawn_syncer(shared: &Arc<Shared>, every: Duration) -> Result<mpsc::Sender<()
             }
         }
     })?;
-    Ok(stop)
+    Ok(Syncer { stop, thread })
 }
