@@ -263,3 +263,24 @@ impl SegmentFile for FaultyFile {
         Ok(self.file.metadata()?.len())
     }
 }
+
+/// Copies the files of `from` into `to` (a flat data directory), leaving out the lock file.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy file");
+        }
+    }
+}
+
+/// How many of this process's file descriptors point into `dir`.
+pub fn fds_into(dir: &Path) -> usize {
+    let dir = dir.canonicalize().expect("canonical dir");
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(&dir))
+        .count()
+}
