@@ -1,0 +1,256 @@
+//! Durability under injected faults (issue 2, items 3–4), through [`FaultyFiles`]: a failed sync
+//! turns the log read-only until reopened, a full disk fails an append without writing half of
+//! it, and a power cut that drops every unsynced write never takes back a record acknowledged
+//! under `FsyncPolicy::Always`.
+
+mod storage_common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use girok::log::disk::verify;
+use girok::log::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
+use storage_common::*;
+
+fn open_faulty(dir: &Path, config: &LogConfig) -> (DiskLog, FaultyFiles) {
+    let files = FaultyFiles::new();
+    let log = DiskLog::open_with(dir, config.clone(), Arc::new(files.clone())).expect("open");
+    (log, files)
+}
+
+/// Reopens `dir` with plain files and checks `[0, n)` plus densely continued appends.
+fn assert_reopens_with(dir: &Path, config: &LogConfig, n: u64) {
+    let log = open(dir, config);
+    assert!(log.next_offset() >= n, "lost acknowledged records: next {}", log.next_offset());
+    assert_values(&log, 0..n);
+    let next = log.next_offset();
+    assert_eq!(log.append(Bytes::from_static(b"after")).expect("append after reopen"), next);
+    log.close().expect("close");
+    let log = open(dir, config);
+    assert_eq!(log.read(next).expect("read after second reopen").value, "after");
+    log.close().expect("close");
+    assert!(verify(dir).expect("verify").is_ok());
+}
+
+#[test]
+fn a_failed_sync_turns_the_log_read_only_until_reopened() {
+    // Under Always, a failed fdatasync fails the append, and every later append too even once
+    // syncs work again; reads go on; a reopen brings the log back.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FsyncPolicy::Always);
+    let (log, files) = open_faulty(dir.path(), &config);
+    fill(&log, 0, 10);
+    files.fail_sync(true);
+    assert!(matches!(log.append(value_for(10)), Err(Error::ReadOnly(_))));
+    files.fail_sync(false);
+    assert!(
+        matches!(log.append(value_for(10)), Err(Error::ReadOnly(_))),
+        "a failed sync is not retried"
+    );
+    assert!(matches!(log.append_batch(&[value_for(10)]), Err(Error::ReadOnly(_))));
+    assert_eq!(log.next_offset(), 10, "an unsynced record became visible");
+    assert_values(&log, 0..10);
+    assert_eq!(log.read_batch(0, 100, usize::MAX).expect("read batch")[0].offset, 0);
+    drop(log);
+    assert_reopens_with(dir.path(), &config, 10);
+}
+
+#[test]
+fn a_failed_seal_turns_the_log_read_only_under_never() {
+    // Under Never the only syncs are at a roll and on demand; a failure there turns the log
+    // read-only all the same.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FsyncPolicy::Never);
+    let (log, files) = open_faulty(dir.path(), &config);
+    fill(&log, 0, 3);
+    files.fail_sync(true);
+    let mut acked = 3;
+    let err = loop {
+        match log.append(value_for(acked)) {
+            Ok(offset) => {
+                assert_eq!(offset, acked);
+                acked += 1;
+                assert!(acked < 100, "no roll happened");
+            }
+            Err(err) => break err,
+        }
+    };
+    assert!(matches!(err, Error::ReadOnly(_)), "{err:?}");
+    files.fail_sync(false);
+    assert!(matches!(log.append(value_for(acked)), Err(Error::ReadOnly(_))));
+    assert!(matches!(log.sync(), Err(Error::ReadOnly(_))));
+    assert_values(&log, 0..acked);
+    log.close().expect("close after failure");
+    assert_reopens_with(dir.path(), &config, acked);
+}
+
+#[test]
+fn a_failed_interval_sync_turns_the_log_read_only() {
+    // Under Interval the background syncer's failure is what turns appends away.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_store_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Interval(Duration::from_millis(1)))
+    };
+    let (log, files) = open_faulty(dir.path(), &config);
+    fill(&log, 0, 3);
+    files.fail_sync(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut acked = 3;
+    // The syncer runs every millisecond; keep appending until it has failed.
+    let err = loop {
+        match log.append(value_for(acked)) {
+            Ok(_) => acked += 1,
+            Err(err) => break err,
+        }
+        assert!(Instant::now() < deadline, "the interval syncer never ran");
+    };
+    assert!(matches!(err, Error::ReadOnly(_)), "{err:?}");
+    assert_values(&log, 0..acked);
+    drop(log);
+    files.fail_sync(false);
+    assert_reopens_with(dir.path(), &config, acked);
+}
+
+#[test]
+fn a_full_disk_fails_appends_without_writing_half_of_them() {
+    // ENOSPC (the fault writes half the bytes first) fails the append with StorageFull, leaves
+    // the commit point and the file as they were, and appends work again once space is back;
+    // the fault is hit at every position, including at rolls.
+    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(fsync);
+        let (log, files) = open_faulty(dir.path(), &config);
+        let mut rx = log.subscribe();
+        for offset in 0..40u64 {
+            let bases = segment_bases(dir.path());
+            let store_len = file_len(&store_file(dir.path(), *bases.last().unwrap()));
+            rx.borrow_and_update();
+            files.enospc(true);
+            assert!(matches!(log.append(value_for(offset)), Err(Error::StorageFull)), "{fsync:?}");
+            let batch = [value_for(offset), value_for(offset + 1)];
+            assert!(matches!(log.append_batch(&batch), Err(Error::StorageFull)));
+            files.enospc(false);
+            assert_eq!(log.next_offset(), offset, "{fsync:?}: a failed append moved next");
+            assert!(!rx.has_changed().unwrap(), "a failed append moved the watch");
+            assert_eq!(segment_bases(dir.path()), bases, "a failed roll left a segment behind");
+            let store = store_file(dir.path(), *bases.last().unwrap());
+            assert_eq!(file_len(&store), store_len, "half a frame kept");
+            assert_eq!(log.append(value_for(offset)).expect("append after ENOSPC"), offset);
+        }
+        assert_values(&log, 0..40);
+        assert!(log.segment_count() > 3);
+        drop(log);
+        assert_reopens_with(dir.path(), &config, 40);
+    }
+}
+
+#[test]
+fn a_power_cut_under_never_can_take_back_acknowledged_records() {
+    // The simulation bites: without syncs, a power cut loses the active segment's tail, and what
+    // is left is a clean, dense prefix.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_store_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
+    let (log, files) = open_faulty(dir.path(), &config);
+    fill(&log, 0, 5);
+    files.power_cut();
+    drop(log);
+    let log = open(dir.path(), &config);
+    assert!(log.next_offset() < 5, "nothing was lost: the power cut simulation does not work");
+    assert_values(&log, 0..log.next_offset());
+}
+
+#[test]
+fn a_power_cut_under_always_keeps_every_acknowledged_record() {
+    // Sequential appends and batches, cut at various points across several restarts: every
+    // acknowledged record survives and the log stays clean.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FsyncPolicy::Always);
+    let mut acked = 0;
+    for round in 0..6u64 {
+        let (log, files) = open_faulty(dir.path(), &config);
+        assert!(log.next_offset() >= acked);
+        assert_values(&log, 0..acked);
+        // Anything past what was acknowledged came from an append that failed at the cut.
+        let start = log.next_offset();
+        let mut next = start;
+        for i in 0..(5 + round * 3) {
+            if i % 3 == 2 {
+                let values: Vec<Bytes> = (next..next + 3).map(value_for).collect();
+                assert_eq!(log.append_batch(&values).unwrap(), next..next + 3);
+                next += 3;
+            } else {
+                assert_eq!(log.append(value_for(next)).unwrap(), next);
+                next += 1;
+            }
+        }
+        files.power_cut();
+        assert!(log.append(value_for(next)).is_err(), "the machine is off");
+        drop(log);
+        let log = open(dir.path(), &config);
+        assert_eq!(log.next_offset(), next, "round {round}: acknowledged records lost");
+        assert_values(&log, start..next);
+        acked = next;
+    }
+    assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+#[test]
+fn a_power_cut_during_concurrent_appends_keeps_every_acknowledged_record() {
+    // Appenders race under Always (group commit) when the power goes; each record any of them
+    // saw acknowledged is there after the restart, with its value.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_store_bytes: 2048, ..small_config(FsyncPolicy::Always) };
+    let (log, files) = open_faulty(dir.path(), &config);
+    let log = Arc::new(log);
+    let writers: Vec<_> = (0..3)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let value = Bytes::from(format!("t{t}-{i}"));
+                    let result = if i % 5 == 4 {
+                        let batch = [value.clone(), Bytes::from(format!("t{t}-{i}b"))];
+                        log.append_batch(&batch).map(|r| {
+                            acked.push((r.start + 1, batch[1].clone()));
+                            r.start
+                        })
+                    } else {
+                        log.append(value.clone())
+                    };
+                    match result {
+                        Ok(offset) => acked.push((offset, value)),
+                        Err(_) => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut rx = log.subscribe();
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|&n| n >= 150))
+            .await
+            .expect("appends made progress")
+            .expect("log open");
+    });
+    files.power_cut();
+    let acked: Vec<(u64, Bytes)> =
+        writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    drop(log);
+    assert!(acked.len() >= 150);
+    let log = open(dir.path(), &config);
+    for (offset, value) in &acked {
+        let record = log.read(*offset).unwrap_or_else(|e| panic!("acknowledged {offset}: {e}"));
+        assert_eq!(&record.value, value);
+    }
+    let max = acked.iter().map(|(o, _)| *o).max().unwrap();
+    assert!(log.next_offset() > max);
+    for offset in 0..log.next_offset() {
+        log.read(offset).unwrap_or_else(|e| panic!("offset {offset} unreadable: {e}"));
+    }
+}
