@@ -465,3 +465,23 @@ fn dropping_an_interval_synced_log_releases_its_directory_at_once() {
         drop(log);
     }
 }
+
+#[test]
+fn a_batch_larger_than_an_index_into_an_empty_segment_stays_one_segment() {
+    // A batch with more records than an index holds, landing in an empty segment, grows that
+    // segment's index instead of opening a second segment at the same base, so a truncation
+    // afterwards neither fails nor deletes live files.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_store_bytes: 64, max_index_bytes: 24, ..config() };
+    let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+    assert_eq!(log.append_batch(&[Bytes::new(), Bytes::new(), Bytes::new()]).unwrap(), 0..3);
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.append(value_for(3)).unwrap(), 3);
+    assert_eq!(log.truncate(2).unwrap(), 0);
+    assert_eq!(log.truncate(3).unwrap(), 3);
+    assert_values(&log, 3..4);
+    drop(log);
+    let log = DiskLog::open(dir.path(), config).unwrap();
+    assert_eq!((log.lowest_offset(), log.next_offset()), (3, 4));
+    assert_values(&log, 3..4);
+}

@@ -138,13 +138,12 @@ impl Index {
     }
 
     /// Grows the file to hold at least `capacity` entries, allocating before mapping again.
-    /// Growing never invalidates the old mapping's pages; the old mapping is dropped first anyway.
+    /// Growing never invalidates the old mapping's pages, and two shared mappings of one file
+    /// see the same pages, so the old mapping stays in use until the new one exists: a failure
+    /// (a full disk) leaves the index as it was.
     pub fn grow(&mut self, capacity: u64) -> io::Result<()> {
         if capacity <= self.capacity {
             return Ok(());
-        }
-        if let Some(map) = self.map.take() {
-            map.flush()?;
         }
         allocate(&self.file, capacity * INDEX_ENTRY_BYTES)?;
         let file = self.file.try_clone()?;

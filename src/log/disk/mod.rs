@@ -285,8 +285,9 @@ impl Shared {
         }
         let active = state.active();
         if count > active.index_room() {
-            // Only an empty segment gets here (a full one was rolled): an oversized batch.
-            self.roll(state, count)?;
+            // Only an empty segment gets here (a full one was rolled): an oversized batch. Grow
+            // its index in place; rolling would create a second segment at the same base.
+            active.reserve(count)?;
         }
         let appended = state.active().append(&frames, &starts);
         if frames.capacity() <= 4 * 1024 * 1024 {

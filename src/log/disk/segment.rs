@@ -184,6 +184,11 @@ impl Segment {
         self.index.capacity() - self.entries
     }
 
+    /// Grows the index so that `count` more entries fit.
+    pub fn reserve(&mut self, count: u64) -> io::Result<()> {
+        self.index.grow(self.entries + count)
+    }
+
     /// The store file, for syncing outside the log's lock.
     pub fn store_file(&self) -> &Arc<dyn SegmentFile> {
         self.store.file()
