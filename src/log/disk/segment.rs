@@ -216,8 +216,8 @@ impl Segment {
     }
 
     /// Locates up to `max_records` frames from `offset` (which must be in `[base, end)`), within
-    /// `limit` (an exclusive offset bound) and stopping once `max_bytes` of frames are covered
-    /// (at least one frame).
+    /// `limit` (an exclusive offset bound) and stopping once their payloads add up to
+    /// `max_bytes` (at least one frame).
     pub fn locate(
         &self,
         offset: u64,
@@ -235,6 +235,7 @@ impl Segment {
             .min(self.entries)
             .min(rel + max_records.max(1) as u64);
         let mut ends = Vec::with_capacity((last - rel) as usize);
+        let mut payload_bytes = 0;
         let mut i = rel + 1;
         loop {
             let end =
@@ -248,7 +249,9 @@ impl Segment {
                 break;
             }
             ends.push(end);
-            if i >= last || end - pos >= max_bytes as u64 {
+            // The limit counts values, as the `CommitLog::read_batch` contract says, not frames.
+            payload_bytes += end - prev - FRAME_HEADER_BYTES;
+            if i >= last || payload_bytes >= max_bytes as u64 {
                 break;
             }
             i += 1;
