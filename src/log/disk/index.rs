@@ -183,3 +183,106 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
     if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn entries_round_trip_and_zeroed_ones_are_invalid() {
+        // A set entry reads back; a never-set (zeroed) entry or one past the capacity is invalid.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let mut index = Index::create(&path, 4).unwrap();
+        assert_eq!((index.capacity(), file_len(&path)), (4, 48));
+        // A zeroed entry 0 names its own slot, but its position (0) is inside the store header,
+        // which callers never take for a frame.
+        assert!(index.position(0).is_none_or(|pos| pos < 24));
+        for i in 1..4 {
+            assert_eq!(index.position(i), None, "zeroed entry {i} taken for real");
+        }
+        index.set(0, 24);
+        index.set(1, 60);
+        assert_eq!((index.position(0), index.position(1)), (Some(24), Some(60)));
+        assert_eq!(index.position(2), None);
+        assert_eq!(index.entry(4), None);
+        index.clear_from(1);
+        assert_eq!((index.position(0), index.position(1)), (Some(24), None));
+    }
+
+    #[test]
+    fn an_entry_naming_another_slot_is_invalid() {
+        // An entry whose relative offset is not its slot (a stale or shifted entry) is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let index = Index::rewrite(&path, &[24, 50, 80]).unwrap();
+        assert_eq!(index.position(2), Some(80));
+        drop(index);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[12..16].copy_from_slice(&7u32.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let index = Index::open_existing(&path).unwrap();
+        assert_eq!(
+            (index.position(0), index.position(1), index.position(2)),
+            (Some(24), None, Some(80))
+        );
+    }
+
+    #[test]
+    fn seal_trims_to_the_entries_and_reopen_sees_them() {
+        // Sealing trims the file to its entries, keeps them readable, and survives a reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let mut index = Index::create(&path, 10).unwrap();
+        for i in 0..3 {
+            index.set(i, 24 + 30 * i);
+        }
+        index.seal(3).unwrap();
+        assert_eq!((index.capacity(), file_len(&path)), (3, 36));
+        assert_eq!(index.position(2), Some(84));
+        drop(index);
+        let index = Index::open_existing(&path).unwrap();
+        assert_eq!(index.capacity(), 3);
+        assert_eq!(index.position(1), Some(54));
+        let mut empty = Index::create(&dir.path().join("e.index"), 2).unwrap();
+        empty.seal(0).unwrap();
+        assert_eq!((empty.capacity(), empty.position(0)), (0, None));
+    }
+
+    #[test]
+    fn grow_keeps_entries_and_adds_room() {
+        // Growing an index keeps what it holds and allocates the new entries zeroed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let mut index = Index::create(&path, 2).unwrap();
+        index.set(0, 24);
+        index.set(1, 40);
+        index.grow(5).unwrap();
+        assert_eq!((index.capacity(), file_len(&path)), (5, 60));
+        assert_eq!((index.position(1), index.position(2)), (Some(40), None));
+        index.set(4, 99);
+        assert_eq!(index.position(4), Some(99));
+        index.grow(3).unwrap();
+        assert_eq!(index.capacity(), 5, "grow never shrinks");
+    }
+
+    #[test]
+    fn open_extends_a_shortened_index_with_zeros() {
+        // Opening an index shorter than asked (shrunk by damage) extends it with invalid entries.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let mut index = Index::create(&path, 4).unwrap();
+        index.set(0, 24);
+        index.set(1, 30);
+        drop(index);
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(12).unwrap();
+        let index = Index::open(&path, 4).unwrap();
+        assert_eq!((index.capacity(), file_len(&path)), (4, 48));
+        assert_eq!(index.position(0), Some(24));
+        assert_eq!(index.position(1), None, "a cut entry must not come back");
+    }
+}

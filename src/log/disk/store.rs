@@ -217,3 +217,91 @@ pub fn read_at(file: &dyn SegmentFile, pos: u64, len: u64) -> io::Result<Bytes> 
     file.read_exact_at(&mut buf, pos)?;
     Ok(Bytes::from(buf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::OsFiles;
+    use super::*;
+
+    fn frame(offset: u64, value: &[u8]) -> Bytes {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, offset, 1_700_000_000_000, value, crc32c::crc32c(value));
+        Bytes::from(buf)
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        // An encoded frame decodes to its timestamp and value, empty values included.
+        for value in [&b""[..], b"x", b"hello, girok", &[0xffu8; 1000][..]] {
+            let buf = frame(42, value);
+            assert_eq!(buf.len() as u64, FRAME_HEADER_BYTES + value.len() as u64);
+            let header = FrameHeader::decode(&buf);
+            assert_eq!((header.offset, header.length), (42, value.len() as u32));
+            assert_eq!(
+                decode_frame(&buf, 42),
+                Ok((1_700_000_000_000, Bytes::copy_from_slice(value)))
+            );
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_fails_the_frame() {
+        // A single flipped bit anywhere in a frame, header or payload, is detected.
+        let good = frame(7, b"some payload");
+        for byte in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.to_vec();
+                bad[byte] ^= 1 << bit;
+                assert!(decode_frame(&Bytes::from(bad), 7).is_err(), "byte {byte} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_for_another_offset_is_refused() {
+        // A valid frame read where another offset was expected is an error, not that record.
+        let err = decode_frame(&frame(7, b"v"), 8).unwrap_err();
+        assert!(err.contains("holds offset 7"), "{err}");
+        assert!(decode_frame(&frame(7, b"v").slice(..20), 7).is_err());
+    }
+
+    #[test]
+    fn headers_check_magic_version_and_base() {
+        // A store header is accepted only with girok's magic, this version and the right base.
+        let header = encode_header(99);
+        assert_eq!(check_header(&header, 99), Ok(()));
+        assert!(check_header(&header, 98).unwrap_err().contains("base offset 99"));
+        let mut bad = header;
+        bad[0] = b'X';
+        assert!(check_header(&bad, 99).unwrap_err().contains("magic"));
+        let mut bad = header;
+        bad[8] = 2;
+        assert!(check_header(&bad, 99).unwrap_err().contains("version 2"));
+    }
+
+    #[test]
+    fn a_store_appends_reads_limits_and_cuts() {
+        // Appends land back to back after the header; limit and cut move the logical end.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.store");
+        let mut store = Store::create(&OsFiles, &path, 5).unwrap();
+        assert_eq!(store.size(), STORE_HEADER_BYTES);
+        let (a, b) = (frame(5, b"a"), frame(6, b"bb"));
+        assert_eq!(store.append(&a).unwrap(), STORE_HEADER_BYTES);
+        assert_eq!(store.append(&b).unwrap(), STORE_HEADER_BYTES + a.len() as u64);
+        assert_eq!(store.read(STORE_HEADER_BYTES + a.len() as u64, b.len() as u64).unwrap(), b);
+        let reopened = Store::open(&OsFiles, &path).unwrap();
+        assert_eq!(reopened.size(), STORE_HEADER_BYTES + (a.len() + b.len()) as u64);
+        let mut limited = Store::open(&OsFiles, &path).unwrap();
+        limited.limit(STORE_HEADER_BYTES + a.len() as u64);
+        assert_eq!(limited.size(), STORE_HEADER_BYTES + a.len() as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            reopened.size(),
+            "limit changed the file"
+        );
+        store.cut(STORE_HEADER_BYTES + a.len() as u64).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), store.size());
+        assert_eq!(store.append(&b).unwrap(), STORE_HEADER_BYTES + a.len() as u64);
+    }
+}
