@@ -135,3 +135,102 @@ impl<'a> Window<'a> {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::OsFiles;
+    use super::super::store::{STORE_HEADER_BYTES, Store, encode_frame};
+    use super::*;
+
+    /// A store at `dir/s.store` based at 10 holding `values`, and each frame's position.
+    fn store(dir: &std::path::Path, values: &[&[u8]]) -> (Store, Vec<u64>) {
+        let mut store = Store::create(&OsFiles, &dir.join("s.store"), 10).unwrap();
+        let mut positions = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let mut buf = Vec::new();
+            encode_frame(&mut buf, 10 + i as u64, 1, value, crc32c::crc32c(value));
+            positions.push(store.append(&buf).unwrap());
+        }
+        (store, positions)
+    }
+
+    fn scan_all(store: &Store) -> Scan {
+        scan(store.file().as_ref(), STORE_HEADER_BYTES, store.size(), 10, u64::MAX).unwrap()
+    }
+
+    fn flip(store: &Store, pos: u64) {
+        let mut byte = [0u8];
+        store.file().read_exact_at(&mut byte, pos).unwrap();
+        store.file().write_all_at(&[byte[0] ^ 0x04], pos).unwrap();
+    }
+
+    const VALUES: [&[u8]; 5] = [b"zero", b"", b"two two", b"three", b"four!"];
+
+    #[test]
+    fn a_clean_store_scans_whole() {
+        // Every frame of an undamaged store is found, in order, with nothing corrupt.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, positions) = store(dir.path(), &VALUES);
+        let found = scan_all(&store);
+        assert_eq!(found.positions, positions);
+        assert!(found.corrupt.is_empty());
+        assert_eq!(found.valid_end, store.size());
+        assert_eq!(found.next_offset(10), 15);
+        assert_eq!(found.payload_bytes, 21);
+    }
+
+    #[test]
+    fn a_partial_last_frame_is_a_torn_tail() {
+        // A last frame cut anywhere is a torn tail: the scan ends before it, nothing corrupt.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, positions) = store(dir.path(), &VALUES);
+        for len in positions[4]..store.size() {
+            let found = scan(store.file().as_ref(), STORE_HEADER_BYTES, len, 10, u64::MAX).unwrap();
+            assert_eq!(found.positions, positions[..4], "cut at {len}");
+            assert!(found.corrupt.is_empty(), "cut at {len}");
+            assert_eq!(found.valid_end, positions[4]);
+        }
+    }
+
+    #[test]
+    fn damage_in_the_last_frame_or_trailing_zeros_is_a_torn_tail() {
+        // A bad last frame, or zeros after the last frame, has no valid frame after it: a tail.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, positions) = store(dir.path(), &VALUES);
+        let end = store.size();
+        store.append(&[0u8; 64]).unwrap();
+        let found = scan_all(&store);
+        assert_eq!((found.positions.len(), found.valid_end), (5, end));
+        flip(&store, positions[4] + 25);
+        let found = scan_all(&store);
+        assert_eq!((found.positions.len(), found.valid_end), (4, positions[4]));
+        assert!(found.corrupt.is_empty());
+    }
+
+    #[test]
+    fn damage_mid_file_is_corruption_and_the_scan_resyncs() {
+        // A bad frame followed by valid ones is reported as a corrupt offset, and the scan goes
+        // on past it without renumbering.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, positions) = store(dir.path(), &VALUES);
+        for at in [0, 8, 16, 20, 24] {
+            flip(&store, positions[2] + at);
+            let found = scan_all(&store);
+            assert_eq!(found.corrupt, vec![12..13], "flip at +{at}");
+            assert_eq!(found.positions.len(), 5);
+            assert_eq!(found.positions[3..], positions[3..]);
+            assert_eq!(found.valid_end, store.size());
+            flip(&store, positions[2] + at);
+        }
+    }
+
+    #[test]
+    fn max_records_bounds_the_scan() {
+        // The scan stops after max_records offsets.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, positions) = store(dir.path(), &VALUES);
+        let found = scan(store.file().as_ref(), STORE_HEADER_BYTES, store.size(), 10, 2).unwrap();
+        assert_eq!(found.positions, positions[..2]);
+        assert_eq!(found.valid_end, positions[2]);
+    }
+}

@@ -358,3 +358,124 @@ fn trusted_entries(store: &Store, index: &Index, base: u64) -> io::Result<u64> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::OsFiles;
+    use super::super::store::encode_frame;
+    use super::*;
+    use crate::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+
+    /// Encoded frames for `values` from `offset`, and each frame's start.
+    fn frames(offset: u64, values: &[&[u8]]) -> (Vec<u8>, Vec<u64>) {
+        let (mut buf, mut starts) = (Vec::new(), Vec::new());
+        for (i, value) in values.iter().enumerate() {
+            starts.push(buf.len() as u64);
+            encode_frame(&mut buf, offset + i as u64, 1, value, crc32c::crc32c(value));
+        }
+        (buf, starts)
+    }
+
+    #[test]
+    fn reopen_keeps_base_and_end_sealed_or_active() {
+        // A segment reopened, active or sealed, covers the same offsets and reads the same frames.
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 100, 8, &OsFiles).unwrap();
+        let (buf, starts) = frames(100, &[b"a", b"bb", b"", b"dddd"]);
+        segment.append(&buf, &starts).unwrap();
+        assert_eq!((segment.base(), segment.end(), segment.entries()), (100, 104, 4));
+        assert_eq!(segment.index_room(), 4);
+        drop(segment);
+        let active = Segment::open_active(dir.path(), 100, 8, &OsFiles).unwrap();
+        assert_eq!((active.end(), active.entries(), active.is_sealed()), (104, 4, false));
+        let mut active = active;
+        active.seal().unwrap();
+        drop(active);
+        let sealed = Segment::open_sealed(dir.path(), 100, 104, &OsFiles).unwrap();
+        assert_eq!((sealed.end(), sealed.entries(), sealed.is_sealed()), (104, 4, true));
+        let located = sealed.locate(101, 104, 10, usize::MAX).unwrap();
+        assert_eq!(located.ends.len(), 3);
+    }
+
+    #[test]
+    fn locate_counts_value_bytes_and_stops_at_the_limit() {
+        // locate honours max_records, the commit limit, and max_bytes counted over values.
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 0, 16, &OsFiles).unwrap();
+        let values: Vec<&[u8]> = vec![&[1u8; 10]; 8];
+        let (buf, starts) = frames(0, &values);
+        segment.append(&buf, &starts).unwrap();
+        let count = |offset, limit, records, bytes| {
+            segment.locate(offset, limit, records, bytes).unwrap().ends.len()
+        };
+        assert_eq!(count(0, 8, 100, usize::MAX), 8);
+        assert_eq!(count(0, 5, 100, usize::MAX), 5, "past the commit limit");
+        assert_eq!(count(2, 8, 3, usize::MAX), 3);
+        assert_eq!(count(0, 8, 0, usize::MAX), 1, "at least one record");
+        assert_eq!(count(0, 8, 100, 0), 1);
+        assert_eq!(count(0, 8, 100, 25), 3, "10 + 10 < 25 <= 30 bytes of values");
+        assert_eq!(count(0, 8, 100, 30), 3);
+        assert_eq!(count(0, 8, 100, 31), 4);
+        assert!(matches!(segment.locate(8, 9, 1, 0), Err(Error::Corrupt { offset: 8, .. })));
+    }
+
+    #[test]
+    fn a_log_rolls_exactly_at_the_store_and_index_limits() {
+        // A store never grows past max_store_bytes (unless one record alone does), and an index
+        // never holds more entries than max_index_bytes allows.
+        let dir = tempfile::tempdir().unwrap();
+        // Frames of 24 + 16 = 40 bytes: header 24 + 4 frames = 184 <= 200 < 224.
+        let config = LogConfig {
+            max_store_bytes: 200,
+            max_index_bytes: 1 << 20,
+            fsync: FsyncPolicy::Never,
+            ..LogConfig::default()
+        };
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        for _ in 0..12 {
+            log.append(bytes::Bytes::from_static(&[7u8; 16])).unwrap();
+        }
+        assert_eq!(log.segment_count(), 3);
+        for base in [0, 4, 8] {
+            let len = std::fs::metadata(store_path(dir.path(), base)).unwrap().len();
+            assert_eq!(len, 184, "segment {base}");
+        }
+        drop(log);
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            max_index_bytes: 3 * 12,
+            fsync: FsyncPolicy::Never,
+            ..LogConfig::default()
+        };
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        for _ in 0..7 {
+            log.append(bytes::Bytes::new()).unwrap();
+        }
+        assert_eq!(log.segment_count(), 3);
+        let batch = vec![bytes::Bytes::new(); 3];
+        assert_eq!(log.append_batch(&batch).unwrap(), 7..10);
+        assert_eq!(log.segment_count(), 4, "a batch that does not fit starts a new segment");
+        log.close().unwrap();
+        let sealed = std::fs::metadata(index_path(dir.path(), 0)).unwrap().len();
+        assert_eq!(sealed, 36, "a sealed index is trimmed to its entries");
+    }
+
+    #[test]
+    fn a_sealed_segment_missing_its_last_frame_reads_it_as_corrupt() {
+        // A sealed store shorter than its successor's base says reports the missing offsets as
+        // corrupt, never as out of range or as another record.
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 0, 8, &OsFiles).unwrap();
+        let (buf, starts) = frames(0, &[b"a", b"b", b"c"]);
+        segment.append(&buf, &starts).unwrap();
+        segment.seal().unwrap();
+        drop(segment);
+        std::fs::remove_file(index_path(dir.path(), 0)).unwrap();
+        let segment = Segment::open_sealed(dir.path(), 0, 5, &OsFiles).unwrap();
+        assert_eq!((segment.entries(), segment.end()), (3, 5));
+        assert_eq!(segment.locate(2, 5, 10, usize::MAX).unwrap().ends.len(), 1);
+        assert!(matches!(segment.locate(3, 5, 1, 0), Err(Error::Corrupt { offset: 3, .. })));
+        assert!(matches!(segment.locate(4, 5, 1, 0), Err(Error::Corrupt { offset: 4, .. })));
+    }
+}
