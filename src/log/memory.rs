@@ -162,3 +162,51 @@ impl CommitLog for MemoryLog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(n: u64) -> MemoryLog {
+        let log = MemoryLog::new(LogConfig { initial_offset: 3, ..LogConfig::default() });
+        for i in 0..n {
+            log.append(Bytes::from(vec![i as u8; 10])).unwrap();
+        }
+        log
+    }
+
+    #[test]
+    fn read_batch_stops_once_values_reach_max_bytes() {
+        // The byte limit counts values and is reached by the last record returned, never before.
+        let log = log_with(6);
+        let lens = |max_bytes| log.read_batch(3, 100, max_bytes).unwrap().len();
+        assert_eq!(
+            (lens(0), lens(10), lens(11), lens(25), lens(30), lens(1000)),
+            (1, 1, 2, 3, 3, 6)
+        );
+        assert_eq!(log.read_batch(5, 2, usize::MAX).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn truncate_is_exact_and_bounded_by_next() {
+        // Truncation drops exactly the records below the offset, never past the commit point.
+        let log = log_with(5);
+        assert_eq!(log.truncate(2).unwrap(), 3, "below lowest changes nothing");
+        assert_eq!(log.truncate(5).unwrap(), 5);
+        assert_eq!(log.read(5).unwrap().offset, 5);
+        assert_eq!(log.truncate(100).unwrap(), 8);
+        assert_eq!((log.lowest_offset(), log.next_offset()), (8, 8));
+        assert_eq!(log.append(Bytes::new()).unwrap(), 8);
+    }
+
+    #[test]
+    fn a_closed_log_refuses_everything() {
+        // After close, every operation fails with Closed and bounds stay readable.
+        let log = log_with(2);
+        log.close().unwrap();
+        assert!(matches!(log.append(Bytes::new()), Err(Error::Closed)));
+        assert!(matches!(log.read(3), Err(Error::Closed)));
+        assert!(matches!(log.close(), Err(Error::Closed)));
+        assert_eq!(log.next_offset(), 5);
+    }
+}
