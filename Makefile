@@ -10,7 +10,7 @@ run:
 
 # Runs every test. grpcurl (for the end-to-end CLI test) is installed into a project-local venv.
 test: tools
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --all-targets
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test
 
 bench:
 	cargo bench --bench log

@@ -16,7 +16,7 @@
 //! | 0..8       | offset       | the record's absolute offset, LE u64                   |
 //! | 8..16      | timestamp_ms | append time, ms since the Unix epoch, LE u64           |
 //! | 16..20     | length       | payload length, LE u32                                 |
-//! | 20..24     | crc          | CRC32C of bytes 0..20 followed by the payload, LE u32  |
+//! | 20..24     | crc          | CRC32C of the payload followed by bytes 0..20, LE u32  |
 //! | 24..24+len | payload      | the record's value                                     |
 //!
 //! A frame is valid when its CRC matches and its offset is the one expected at its place, so a
@@ -70,12 +70,18 @@ impl FrameHeader {
     /// Whether `payload` (exactly `length` bytes) together with this header matches the CRC.
     pub fn checks(&self, header_bytes: &[u8], payload: &[u8]) -> bool {
         payload.len() == self.length as usize
-            && crc32c::crc32c_append(crc32c::crc32c(&header_bytes[..20]), payload) == self.crc
+            && frame_crc(crc32c::crc32c(payload), header_bytes) == self.crc
     }
 }
 
+/// A frame's checksum: the payload's CRC32C extended over the first 20 header bytes. The payload
+/// comes first so that its (costly) CRC can be computed before the offset is known.
+fn frame_crc(payload_crc: u32, header_bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(payload_crc, &header_bytes[..20])
+}
+
 /// Appends one encoded frame to `buf`. `payload_crc` is `crc32c(value)`, computed by the caller
-/// (outside any lock); it is combined with the header's CRC here.
+/// outside any lock.
 pub fn encode_frame(
     buf: &mut Vec<u8>,
     offset: u64,
@@ -87,8 +93,7 @@ pub fn encode_frame(
     buf.extend_from_slice(&offset.to_le_bytes());
     buf.extend_from_slice(&timestamp_ms.to_le_bytes());
     buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    let header_crc = crc32c::crc32c(&buf[start..start + 20]);
-    let crc = crc32c::crc32c_combine(header_crc, payload_crc, value.len());
+    let crc = frame_crc(payload_crc, &buf[start..start + 20]);
     buf.extend_from_slice(&crc.to_le_bytes());
     buf.extend_from_slice(value);
 }
