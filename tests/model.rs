@@ -1,17 +1,19 @@
 //! Model-based test: random sequences of appends, batches, reads, batch reads, truncations,
-//! clean reopens and crashes (drops without close) against a `DiskLog` with tiny segments, with
-//! a `MemoryLog` as the oracle. After every step both agree on the bounds, and every read agrees.
+//! clean reopens, crashes (drops without close), full disks, failed syncs and power cuts (through
+//! the fault-injecting `FaultyFiles`) against a `DiskLog` with tiny segments, with a `MemoryLog`
+//! as the oracle. After every step both agree on the bounds, and every read agrees.
 //!
 //! Cases: `GIROK_PROPTEST_CASES` (default 48, sized for CI).
 
 mod storage_common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use girok::log::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog, Record};
 use proptest::prelude::*;
-use storage_common::segment_bases;
+use storage_common::{FaultyFiles, segment_bases};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -27,6 +29,14 @@ enum Op {
     Truncate(u16),
     Reopen,
     Crash,
+    /// An append and a batch on a full disk: both fail and change nothing.
+    FullDisk(Vec<u8>),
+    /// An append whose sync fails: the log turns read-only, and after a reopen the record is
+    /// there or not (it was never acknowledged), and nothing else changed.
+    FailedSync(Vec<u8>),
+    /// A power cut dropping unsynced writes; under `Always` nothing acknowledged is lost (under
+    /// `Never` it is a plain crash, since the oracle cannot know what the OS wrote back).
+    PowerCut,
 }
 
 fn value() -> impl Strategy<Value = Vec<u8>> {
@@ -46,6 +56,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u16>().prop_map(Op::Truncate),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
+        1 => value().prop_map(Op::FullDisk),
+        1 => value().prop_map(Op::FailedSync),
+        1 => Just(Op::PowerCut),
     ]
 }
 
@@ -82,9 +95,17 @@ fn same_error(disk: &Error, oracle: &Error) -> bool {
     }
 }
 
+/// Opens the disk log through a fresh fault-injecting opener.
+fn open(dir: &Path, config: &LogConfig) -> (DiskLog, FaultyFiles) {
+    let files = FaultyFiles::new();
+    let log = DiskLog::open_with(dir, config.clone(), Arc::new(files.clone())).expect("open");
+    (log, files)
+}
+
 fn run(dir: &Path, config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let oracle = MemoryLog::new(config.clone());
-    let mut disk = Some(DiskLog::open(dir, config.clone()).expect("open"));
+    let (log, mut files) = open(dir, &config);
+    let mut disk = Some(log);
     for (step, op) in ops.into_iter().enumerate() {
         let log = disk.as_ref().expect("open log");
         match op {
@@ -149,11 +170,49 @@ fn run(dir: &Path, config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError>
             }
             Op::Reopen => {
                 disk.take().expect("open log").close().expect("close");
-                disk = Some(DiskLog::open(dir, config.clone()).expect("reopen"));
+                (disk, files) = reopen(dir, &config);
             }
             Op::Crash => {
                 drop(disk.take());
-                disk = Some(DiskLog::open(dir, config.clone()).expect("reopen after crash"));
+                (disk, files) = reopen(dir, &config);
+            }
+            Op::FullDisk(v) => {
+                files.enospc(true);
+                let v = Bytes::from(v);
+                prop_assert!(matches!(log.append(v.clone()), Err(Error::StorageFull)));
+                prop_assert!(matches!(log.append_batch(&[v.clone(), v]), Err(Error::StorageFull)));
+                files.enospc(false);
+            }
+            Op::FailedSync(v) => {
+                files.fail_sync(true);
+                let v = Bytes::from(v);
+                let result = log.append(v.clone());
+                files.fail_sync(false);
+                match result {
+                    Ok(offset) => prop_assert_eq!(oracle.append(v).ok(), Some(offset)),
+                    Err(Error::ReadOnly(_)) => {
+                        prop_assert!(matches!(log.append(v.clone()), Err(Error::ReadOnly(_))));
+                        disk.take().expect("open log").close().expect("close read-only log");
+                        (disk, files) = reopen(dir, &config);
+                        let log = disk.as_ref().expect("open log");
+                        if log.next_offset() == oracle.next_offset() + 1 {
+                            oracle.append(v).expect("oracle append");
+                        }
+                    }
+                    // The sync that failed was a new segment's header, during a roll: the
+                    // new files are removed and nothing was written, so the log goes on.
+                    Err(Error::Io(_)) => {
+                        prop_assert_eq!(log.next_offset(), oracle.next_offset());
+                    }
+                    Err(err) => prop_assert!(false, "failed sync gave {:?}", err),
+                }
+            }
+            Op::PowerCut => {
+                if config.fsync == FsyncPolicy::Always {
+                    files.power_cut();
+                }
+                drop(disk.take());
+                (disk, files) = reopen(dir, &config);
             }
         }
         let log = disk.as_ref().expect("open log");
@@ -168,6 +227,11 @@ fn run(dir: &Path, config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError>
     log.close().expect("close");
     prop_assert!(girok::log::disk::verify(dir).expect("verify").is_ok());
     Ok(())
+}
+
+fn reopen(dir: &Path, config: &LogConfig) -> (Option<DiskLog>, FaultyFiles) {
+    let (log, files) = open(dir, config);
+    (Some(log), files)
 }
 
 fn cases() -> u32 {
