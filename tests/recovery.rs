@@ -192,22 +192,31 @@ enum FlipAt {
 
 #[test]
 fn a_flipped_bit_mid_log_reads_as_corrupt_at_exactly_that_offset() {
-    // A bit flipped in a frame before the last of a segment, sealed or active, with or without its
-    // index, makes exactly that offset read as Corrupt, forever, and nothing else changes.
-    for sealed in [true, false] {
+    // A bit flipped in a frame of a sealed segment (any frame) or of the active one (before its
+    // last), with or without its index, makes exactly that offset read as Corrupt, forever, and
+    // nothing else changes.
+    for (sealed, frame) in [(true, 0), (true, 1), (true, 2), (false, 0), (false, 1)] {
         for drop_index in [false, true] {
             for flip in [FlipAt::Payload, FlipAt::OffsetField, FlipAt::LengthField] {
                 for close in [false, true] {
-                    let what =
-                        format!("sealed={sealed} drop_index={drop_index} {flip:?} close={close}");
-                    flipped_bit_case(sealed, drop_index, flip, close, &what);
+                    let what = format!(
+                        "sealed={sealed} frame={frame} drop_index={drop_index} {flip:?} close={close}"
+                    );
+                    flipped_bit_case(sealed, frame, drop_index, flip, close, &what);
                 }
             }
         }
     }
 }
 
-fn flipped_bit_case(sealed: bool, drop_index: bool, flip: FlipAt, close: bool, what: &str) {
+fn flipped_bit_case(
+    sealed: bool,
+    frame: usize,
+    drop_index: bool,
+    flip: FlipAt,
+    close: bool,
+    what: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     // Values of 40 bytes: three frames per 256-byte segment, so the victim has neighbours.
     let log = open(dir.path(), &config());
@@ -225,8 +234,8 @@ fn flipped_bit_case(sealed: bool, drop_index: bool, flip: FlipAt, close: bool, w
     let store = store_file(dir.path(), base);
     let frames = frame_positions(&store);
     assert!(frames.len() >= 3, "{what}: want three frames in the segment, got {}", frames.len());
-    let victim = base + 1;
-    let at = frames[1]
+    let victim = base + frame as u64;
+    let at = frames[frame]
         + match flip {
             FlipAt::Payload => FRAME_HEADER + 10,
             FlipAt::OffsetField => 0,
@@ -257,6 +266,8 @@ fn flipped_bit_case(sealed: bool, drop_index: bool, flip: FlipAt, close: bool, w
         }
         let before = log.read_batch(victim - 1, 10, usize::MAX).unwrap();
         assert_eq!(before.len(), 1, "{what}: a batch must stop before the corrupt record");
+        let after = log.read_batch(victim + 1, 10, usize::MAX).unwrap();
+        assert_eq!(after[0].value, value(victim + 1), "{what}: the record after is intact");
         assert!(matches!(log.read_batch(victim, 10, usize::MAX), Err(Error::Corrupt { .. })));
         for o in next..next + 2 {
             assert_eq!(log.append(value(o)).unwrap(), o, "{what}");
