@@ -42,8 +42,12 @@ fn a_failed_sync_turns_the_log_read_only_until_reopened() {
     let config = small_config(FsyncPolicy::Always);
     let (log, files) = open_faulty(dir.path(), &config);
     fill(&log, 0, 10);
+    let mut rx = log.subscribe();
+    rx.borrow_and_update();
     files.fail_sync(true);
     assert!(matches!(log.append(value_for(10)), Err(Error::ReadOnly(_))));
+    assert!(!rx.has_changed().unwrap(), "the watch announced an unsynced record");
+    assert!(matches!(log.read(10), Err(Error::OffsetOutOfRange { offset: 10, next: 10, .. })));
     files.fail_sync(false);
     assert!(
         matches!(log.append(value_for(10)), Err(Error::ReadOnly(_))),
