@@ -459,6 +459,8 @@ fn a_segment_whose_creation_was_cut_short_is_recreated() {
         let dir = tempfile::tempdir().unwrap();
         build(dir.path(), 20, false);
         std::fs::write(store_file(dir.path(), 20), content).unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert!(report.is_ok(), "what a crash leaves is not corruption: {report}");
         assert_recovers(dir.path(), 20);
     }
 }

@@ -285,7 +285,12 @@ fn open_store(dir: &Path, base: u64, opener: &dyn FileOpener) -> Result<Store> {
 /// Whether a store file is a segment whose creation never finished: shorter than a header, or
 /// nothing but zeros.
 fn unborn(opener: &dyn FileOpener, path: &Path) -> io::Result<bool> {
-    let file = opener.open(path, false)?;
+    is_unborn(opener.open(path, false)?.as_ref())
+}
+
+/// Whether `file` is a store whose creation never finished (see [`unborn`]); `verify` uses the
+/// same rule, so what the next open recreates is never reported as corruption.
+pub fn is_unborn(file: &dyn SegmentFile) -> io::Result<bool> {
     let len = file.size()?;
     if len > 64 * 1024 {
         return Ok(false);

@@ -4,7 +4,7 @@
 //! Corruption is a damaged or missing record anywhere but the tail of the last segment, or a
 //! store header that is not girok's. A torn tail on the last segment (bytes after its last valid
 //! frame) is what a crash leaves behind; it is reported but is not corruption: the next open cuts
-//! it.
+//! it. So is a last segment whose creation was cut short (an empty or all-zero store file).
 
 use std::fmt;
 use std::ops::Range;
@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::file::open_read_only;
 use super::scan::scan;
-use super::segment::store_path;
+use super::segment::{is_unborn, store_path};
 use super::store::{STORE_HEADER_BYTES, check_header};
 use crate::log::Result;
 
@@ -98,6 +98,11 @@ fn verify_segment(dir: &Path, base: u64, next_base: Option<u64>) -> Result<Segme
         _ => file.read_exact_at(&mut header, 0).map_err(|e| e.to_string()),
     };
     if let Err(why) = header_ok.and_then(|()| check_header(&header, base)) {
+        if next_base.is_none() && is_unborn(file.as_ref())? {
+            // A crash while the last segment was being created; the next open recreates it.
+            report.torn_tail_bytes = len;
+            return Ok(report);
+        }
         report.header_error = Some(why);
         if let Some(next) = next_base {
             report.corrupt.push(base..next);
