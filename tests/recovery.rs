@@ -498,3 +498,29 @@ fn a_batch_larger_than_an_index_into_an_empty_segment_stays_one_segment() {
     assert_eq!((log.lowest_offset(), log.next_offset()), (3, 4));
     assert_values(&log, 3..4);
 }
+
+#[test]
+fn a_lost_sealed_segment_reads_as_corrupt_and_is_never_renumbered() {
+    // When a sealed segment's files disappear from the middle of the log, its offsets read as
+    // Corrupt, the others keep theirs, and verify names the gap.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 30, true);
+    let bases = segment_bases(dir.path());
+    let (lost, after) = (bases[1], bases[2]);
+    std::fs::remove_file(store_file(dir.path(), lost)).unwrap();
+    std::fs::remove_file(index_file(dir.path(), lost)).unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.segments[0].corrupt, vec![lost..after], "{report}");
+    let log = open(dir.path(), &config());
+    assert_eq!((log.lowest_offset(), log.next_offset()), (0, 30));
+    for o in 0..30 {
+        match log.read(o) {
+            Err(Error::Corrupt { offset, .. }) if (lost..after).contains(&o) => {
+                assert_eq!(offset, o)
+            }
+            Ok(record) if !(lost..after).contains(&o) => assert_eq!(record.value, value_for(o)),
+            other => panic!("read {o} gave {other:?}"),
+        }
+    }
+    fill(&log, 30, 32);
+}
