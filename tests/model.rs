@@ -3,7 +3,7 @@
 //! the fault-injecting `FaultyFiles`) against a `DiskLog` with tiny segments, with a `MemoryLog`
 //! as the oracle. After every step both agree on the bounds, and every read agrees.
 //!
-//! Cases: `GIROK_PROPTEST_CASES` (default 48, sized for CI).
+//! Cases: `GIROK_PROPTEST_CASES` (default 100, sized for CI: about ten seconds).
 
 mod storage_common;
 
@@ -235,7 +235,7 @@ fn reopen(dir: &Path, config: &LogConfig) -> (Option<DiskLog>, FaultyFiles) {
 }
 
 fn cases() -> u32 {
-    std::env::var("GIROK_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    std::env::var("GIROK_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100)
 }
 
 proptest! {
