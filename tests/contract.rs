@@ -266,6 +266,45 @@ fn subscribe_sees_the_commit_point(factory: Factory) {
     });
 }
 
+fn the_watch_never_runs_ahead_of_reads(factory: Factory) {
+    // A tailing reader woken by the watch can read every offset below the point it was shown,
+    // while appenders race on.
+    let s = factory(base_config());
+    let total = 150;
+    let mut rx = s.log.subscribe();
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let log = s.log.clone();
+            std::thread::spawn(move || {
+                for i in 0..total / 2 {
+                    if i % 5 == 0 {
+                        log.append_batch(&[value(i), value(i + 1)]).expect("batch");
+                    } else {
+                        log.append(value(i)).expect("append");
+                    }
+                }
+            })
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut read_to = 0;
+    runtime.block_on(async {
+        while read_to < total {
+            let changed = tokio::time::timeout(Duration::from_secs(10), rx.changed()).await;
+            changed.expect("the commit point advanced in time").expect("log open");
+            let seen = *rx.borrow_and_update();
+            while read_to < seen {
+                let batch =
+                    s.log.read_batch(read_to, 64, usize::MAX).expect("read below the watch");
+                read_to += batch.len() as u64;
+            }
+        }
+    });
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+}
+
 fn close_ends_everything(factory: Factory) {
     // After close every call fails with Closed and every watch receiver ends.
     let s = factory(base_config());
@@ -370,6 +409,10 @@ macro_rules! contract_suite {
             #[test]
             fn subscribe_sees_the_commit_point() {
                 super::subscribe_sees_the_commit_point($factory);
+            }
+            #[test]
+            fn the_watch_never_runs_ahead_of_reads() {
+                super::the_watch_never_runs_ahead_of_reads($factory);
             }
             #[test]
             fn close_ends_everything() {
