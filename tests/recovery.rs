@@ -524,3 +524,51 @@ fn a_lost_sealed_segment_reads_as_corrupt_and_is_never_renumbered() {
     }
     fill(&log, 30, 32);
 }
+
+#[test]
+fn a_zeroed_run_of_frames_mid_log_reads_as_corrupt_exactly_there() {
+    // A run of zeroed bytes (a lost page) across several frames in the middle of a segment,
+    // sealed or active, with or without its index, makes exactly those offsets corrupt.
+    for sealed in [true, false] {
+        for drop_index in [false, true] {
+            let what = format!("sealed={sealed} drop_index={drop_index}");
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig { max_store_bytes: 4096, max_index_bytes: 1024, ..config() };
+            let value = |o: u64| Bytes::from(vec![o as u8 | 1; 40]);
+            let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+            for o in 0..100 {
+                log.append(value(o)).unwrap();
+            }
+            drop(log);
+            let bases = segment_bases(dir.path());
+            let base = if sealed { bases[0] } else { *bases.last().unwrap() };
+            let store = store_file(dir.path(), base);
+            let frames = frame_positions(&store);
+            assert!(frames.len() > 20, "{what}");
+            let (from, to) = (frames[10], frames[14] + 10);
+            let file = std::fs::OpenOptions::new().write(true).open(&store).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &vec![0u8; (to - from) as usize], from)
+                .unwrap();
+            if drop_index {
+                std::fs::remove_file(index_file(dir.path(), base)).unwrap();
+            }
+            let damaged = base + 10..base + 15;
+            let report = verify(dir.path()).unwrap();
+            let segment = report.segments.iter().find(|s| s.base == base).unwrap();
+            assert_eq!(segment.corrupt, vec![damaged.clone()], "{what}");
+            let log = DiskLog::open(dir.path(), config).unwrap();
+            assert_eq!(log.next_offset(), 100, "{what}");
+            for o in 0..100 {
+                match log.read(o) {
+                    Err(Error::Corrupt { offset, .. }) if damaged.contains(&o) => {
+                        assert_eq!(offset, o)
+                    }
+                    Ok(record) if !damaged.contains(&o) => {
+                        assert_eq!(record.value, value(o), "{what}")
+                    }
+                    other => panic!("{what}: read {o} gave {other:?}"),
+                }
+            }
+        }
+    }
+}
