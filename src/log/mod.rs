@@ -79,7 +79,9 @@ pub trait CommitLog: Send + Sync + 'static {
     /// Reads up to `max_records` consecutive committed records starting at `offset`, stopping
     /// early once their values add up to `max_bytes` (at least one record is always returned when
     /// `offset` is readable). Errors as [`read`](Self::read) does for `offset`; a corrupt record
-    /// after the first ends the batch early, so the next call reports it.
+    /// after the first ends the batch early, so the next call reports it. A batch may also end
+    /// early at a segment boundary: a short batch does not mean the reader has caught up, only
+    /// [`next_offset`](Self::next_offset) says that.
     fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>>;
 
     /// The lowest offset still held.
