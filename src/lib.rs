@@ -21,4 +21,6 @@
 //! - `src/bin/girok.rs`: the command-line client and `girok verify`.
 
 pub mod api;
+pub mod client;
 pub mod log;
+pub mod server;
