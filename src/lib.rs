@@ -14,11 +14,19 @@
 //!   - `log::disk::segment`: one store + index pair, and its recovery on open.
 //!   - `log::disk::verify`: the offline scan behind `girok verify`.
 //! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`.
-//! - [`server`]: the `Log` service over any `CommitLog`, error-to-status mapping, and
-//!   [`server::run`], which serves it with health, reflection and graceful shutdown.
-//! - [`client`]: a small typed wrapper over the generated client.
+//! - [`server`]: [`server::run`], which serves the `Log` service with health, reflection, explicit
+//!   HTTP/2 limits and graceful shutdown.
+//!   - `server::config`: [`server::ServerConfig`], every limit with its default.
+//!   - `server::service`: the unary RPCs and the blocking-pool bridge to storage.
+//!   - `server::produce_stream`: pipelined, batched appends with in-order acks.
+//!   - `server::consume_stream`: replay, then live delivery on the commit-point watch.
+//!   - [`server::status`]: the one storage-error-to-status mapping, with rich details.
+//!   - `server::drain`: the shutdown signal endless streams watch.
+//! - [`client`]: a small typed wrapper over the generated client, decoding error details.
 //! - `src/bin/girok-server.rs`: the server binary (flags → [`server::run`]).
 //! - `src/bin/girok.rs`: the command-line client and `girok verify`.
 
 pub mod api;
+pub mod client;
 pub mod log;
+pub mod server;

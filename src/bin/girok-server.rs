@@ -1,5 +1,183 @@
-//! The girok server binary (being written).
-fn main() {
-    eprintln!("girok-server: not built yet");
-    std::process::exit(1);
+//! The girok server binary: parses flags (each also read from a `GIROK_*` environment variable),
+//! sets up tracing, opens the log, and hands a bound listener to [`girok::server::run`]. On
+//! SIGINT or SIGTERM it drains, syncs and closes the log, and exits 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use girok::log::{CommitLog, FsyncPolicy, LogConfig, MemoryLog};
+use girok::server::{self, ServerConfig};
+use tokio::net::TcpListener;
+
+/// Serves a girok commit log over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "girok-server", version)]
+struct Args {
+    /// Address to listen on. Port 0 picks a free port; the bound address is printed on stdout as
+    /// `listening on ADDR`.
+    #[arg(long, env = "GIROK_ADDR", default_value = "127.0.0.1:8400")]
+    addr: SocketAddr,
+    /// Directory holding the log's segments (created if missing), relative to the working
+    /// directory: `make run` uses `./data`.
+    #[arg(long, env = "GIROK_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// A segment's store file rolls over past this size.
+    #[arg(long, env = "GIROK_SEGMENT_MAX_STORE_BYTES", default_value_t = LogConfig::default().max_store_bytes)]
+    segment_max_store_bytes: u64,
+    /// A segment's index file size; the segment rolls when it is full.
+    #[arg(long, env = "GIROK_SEGMENT_MAX_INDEX_BYTES", default_value_t = LogConfig::default().max_index_bytes)]
+    segment_max_index_bytes: u64,
+    /// The largest record value accepted; larger ones get INVALID_ARGUMENT.
+    #[arg(long, env = "GIROK_MAX_RECORD_BYTES", default_value_t = LogConfig::default().max_record_bytes)]
+    max_record_bytes: usize,
+    /// When appended records are synced to stable storage (see README, "Durability").
+    #[arg(long, env = "GIROK_FSYNC", value_enum, default_value_t = Fsync::Always)]
+    fsync: Fsync,
+    /// Sync period under `--fsync interval`, in milliseconds.
+    #[arg(long, env = "GIROK_FSYNC_INTERVAL_MS", default_value_t = 100)]
+    fsync_interval_ms: u64,
+    /// How long in-flight calls get to finish on shutdown, e.g. `5s`, `500ms`.
+    #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// Log line format on stderr. The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "GIROK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Fsync {
+    /// Acknowledge only after fdatasync: survives power loss.
+    Always,
+    /// Sync in the background every `--fsync-interval-ms`.
+    Interval,
+    /// Leave write-back to the OS.
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 5s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration unit in {s:?}: use ms, s or m")),
+    }
+}
+
+impl Args {
+    fn log_config(&self) -> LogConfig {
+        LogConfig {
+            max_store_bytes: self.segment_max_store_bytes,
+            max_index_bytes: self.segment_max_index_bytes,
+            max_record_bytes: self.max_record_bytes,
+            fsync: match self.fsync {
+                Fsync::Always => FsyncPolicy::Always,
+                Fsync::Interval => {
+                    FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+                }
+                Fsync::Never => FsyncPolicy::Never,
+            },
+            ..LogConfig::default()
+        }
+    }
+
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig { shutdown_grace: self.shutdown_grace, ..ServerConfig::default() }
+            .with_max_record_bytes(self.max_record_bytes)
+    }
+}
+
+/// The one place the log is constructed.
+///
+/// Until the disk log lands this serves an in-memory log (nothing survives a restart); switching
+/// to `DiskLog::open(&args.data_dir, config)` here is the whole change.
+fn open_log(args: &Args) -> girok::log::Result<Arc<dyn CommitLog>> {
+    let config = args.log_config();
+    config.validate()?;
+    tracing::warn!(
+        data_dir = %args.data_dir.display(),
+        "serving an in-memory log: records do not survive a restart"
+    );
+    Ok(Arc::new(MemoryLog::new(config)))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("girok-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let log = open_log(&args)?;
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
+    println!("listening on {local}");
+    server::run(listener, Arc::clone(&log), args.server_config(), shutdown_signal()).await?;
+    log.close()?;
+    tracing::info!("log synced and closed");
+    Ok(())
 }

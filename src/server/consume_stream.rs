@@ -1,0 +1,115 @@
+//! ConsumeStream: replay from an offset, then deliver records as the commit point advances.
+//!
+//! The response stream is pull-based: it reads the next batch from the log only when the HTTP/2
+//! connection asks for more, so a stream buffers at most one read batch (plus h2's send buffer)
+//! and a slow consumer back-pressures the reads. Caught up, it waits on the log's commit-point
+//! `watch` (no polling, no CPU while idle). The stream owns no task: when the client goes away,
+//! hyper drops it and everything it holds is freed at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use tokio::sync::watch;
+use tonic::Status;
+
+use super::config::ServerConfig;
+use super::drain::Drain;
+use super::service::{blocking, to_response};
+use super::status;
+use crate::api::v1::ConsumeResponse;
+use crate::log::{CommitLog, Record};
+
+/// The state of one tailing stream.
+struct Tail {
+    log: Arc<dyn CommitLog>,
+    /// The commit point; subscribed before the first read, so no append can slip between a read
+    /// that found nothing and the wait.
+    commit: watch::Receiver<u64>,
+    /// The next offset to read from the log.
+    next: u64,
+    /// Records read but not yet handed to the connection.
+    buffered: VecDeque<Record>,
+    drain: Drain,
+    batch_records: usize,
+    batch_bytes: usize,
+    /// Set once a terminal status has been yielded.
+    done: bool,
+}
+
+/// The response stream of a ConsumeStream call starting at `offset`.
+pub(crate) fn tail(
+    log: Arc<dyn CommitLog>,
+    offset: u64,
+    config: &ServerConfig,
+    drain: Drain,
+) -> impl Stream<Item = Result<ConsumeResponse, Status>> + Send + 'static {
+    let state = Tail {
+        commit: log.subscribe(),
+        log,
+        next: offset,
+        buffered: VecDeque::new(),
+        drain,
+        batch_records: config.consume_batch_records.max(1),
+        batch_bytes: config.consume_batch_bytes,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut tail| async move {
+        let item = tail.next_item().await?;
+        Some((item, tail))
+    })
+}
+
+impl Tail {
+    /// The next message of the stream, or `None` after a terminal status.
+    async fn next_item(&mut self) -> Option<Result<ConsumeResponse, Status>> {
+        if self.done {
+            return None;
+        }
+        match self.next_record().await {
+            Ok(record) => Some(Ok(to_response(record))),
+            Err(status) => {
+                self.done = true;
+                Some(Err(status))
+            }
+        }
+    }
+
+    async fn next_record(&mut self) -> Result<Record, Status> {
+        loop {
+            if self.drain.is_draining() {
+                return Err(status::draining());
+            }
+            if let Some(record) = self.buffered.pop_front() {
+                return Ok(record);
+            }
+            let commit = *self.commit.borrow_and_update();
+            // An empty batch below the commit point breaks the log's contract; waiting for the next
+            // commit (rather than spinning) is the safe answer.
+            if self.next < commit && self.read_batch().await? > 0 {
+                continue;
+            }
+            tokio::select! {
+                changed = self.commit.changed() => {
+                    // The sender goes when the log closes, which only happens on shutdown.
+                    changed.map_err(|_| status::draining())?;
+                }
+                () = self.drain.wait() => return Err(status::draining()),
+            }
+        }
+    }
+
+    /// Reads the records from `next` on. Below the lowest offset (at the start, or once
+    /// retention overtakes a slow reader) the read fails with `OUT_OF_RANGE`.
+    /// Returns how many records it buffered.
+    async fn read_batch(&mut self) -> Result<usize, Status> {
+        let (offset, records, bytes) = (self.next, self.batch_records, self.batch_bytes);
+        let batch = blocking(&self.log, move |log| log.read_batch(offset, records, bytes)).await?;
+        if let Some(last) = batch.last() {
+            self.next = last.offset + 1;
+        }
+        let count = batch.len();
+        self.buffered.extend(batch);
+        Ok(count)
+    }
+}

@@ -1,0 +1,199 @@
+//! The gRPC server: the `log.v1.Log` service over any [`CommitLog`], plus `grpc.health.v1` and
+//! server reflection (v1 and v1alpha), served by [`run`] with explicit HTTP/2 limits and a
+//! graceful shutdown.
+//!
+//! [`run`] owns the accept loop and every connection task (a `JoinSet`), which is what lets it
+//! enforce the grace period: on the shutdown signal it flips health to NOT_SERVING, stops
+//! accepting, tells every connection to finish (HTTP/2 GOAWAY) and every endless stream to end
+//! with `UNAVAILABLE`, waits up to [`ServerConfig::shutdown_grace`], then aborts what remains.
+//! It never closes the log: the caller does that once `run` returns.
+
+mod config;
+mod consume_stream;
+mod drain;
+mod produce_stream;
+mod service;
+pub mod status;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tonic::codegen::{Service, http};
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+pub use config::ServerConfig;
+pub use service::LogService;
+
+use crate::api::v1::log_server::LogServer;
+use crate::log::CommitLog;
+use drain::Drain;
+
+/// The health-check name of the Log service.
+pub const LOG_SERVICE_NAME: &str = "log.v1.Log";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A descriptor set could not be registered with reflection.
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves the Log service, health and reflection on `listener` until `shutdown` resolves, then
+/// drains as described in the module doc. Returns once every connection is gone.
+pub async fn run(
+    listener: TcpListener,
+    log: Arc<dyn CommitLog>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let drain = Drain::new(drain_rx);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status(LOG_SERVICE_NAME, ServingStatus::Serving).await;
+    let service = GrpcService { routes: routes(log, &config, drain.clone(), health_service)? };
+    let http2 = http2_builder(&config);
+
+    // Each connection holds a permit; when none is left a new connection is closed on accept.
+    let connection_slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+                        tracing::warn!(%peer, "connection limit reached: closing new connection");
+                        continue;
+                    };
+                    let (http2, service, drain) = (http2.clone(), service.clone(), drain.clone());
+                    connections.spawn(async move {
+                        serve_connection(http2, tcp, service, drain).await;
+                        drop(slot);
+                    });
+                }
+                Err(err) => {
+                    // Usually EMFILE: back off instead of spinning on a full descriptor table.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+
+    tracing::info!(connections = connections.len(), "shutting down: draining");
+    health.set_service_status("", ServingStatus::NotServing).await;
+    health.set_service_status(LOG_SERVICE_NAME, ServingStatus::NotServing).await;
+    let _ = drain_tx.send(true);
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            grace = ?config.shutdown_grace,
+            "grace period over: aborting the remaining connections"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// The Log, health and reflection services behind one router.
+fn routes(
+    log: Arc<dyn CommitLog>,
+    config: &ServerConfig,
+    drain: Drain,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> Result<Routes, ServerError> {
+    let log_service = LogServer::new(LogService::new(log, Arc::new(config.clone()), drain))
+        .max_decoding_message_size(config.max_decoding_message_size)
+        .max_encoding_message_size(config.max_encoding_message_size);
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::api::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok(Routes::new(log_service)
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?))
+}
+
+/// The HTTP/2 settings every connection is served with.
+fn http2_builder(config: &ServerConfig) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(config.initial_stream_window)
+        .initial_connection_window_size(config.initial_connection_window)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .keep_alive_interval(config.keepalive_interval)
+        .keep_alive_timeout(config.keepalive_timeout)
+        .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(config.max_local_error_reset_streams)
+        .max_header_list_size(config.max_header_list_size);
+    builder
+}
+
+/// Serves one connection until the client closes it, or until the server drains (then GOAWAY and
+/// wait for its streams; `run` aborts this task when the grace period is over).
+async fn serve_connection(
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    tcp: TcpStream,
+    service: GrpcService,
+    mut drain: Drain,
+) {
+    // Acks and tail records are small: send them now, not after Nagle's delay.
+    let _ = tcp.set_nodelay(true);
+    let connection = http2.serve_connection(TokioIo::new(tcp), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = drain.wait() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
+}
+
+/// The router as a hyper service, with tonic's decode-limit status rewritten.
+#[derive(Clone)]
+struct GrpcService {
+    routes: Routes,
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for GrpcService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
+        let mut routes = self.routes.clone();
+        Box::pin(async move {
+            let response = routes.call(request).await?;
+            Ok(status::rewrite_decode_limit(response))
+        })
+    }
+}

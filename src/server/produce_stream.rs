@@ -1,0 +1,193 @@
+//! ProduceStream: pipelined appends with one ack per record, in request order.
+//!
+//! A reader task drains the request stream into a queue bounded in bytes (a semaphore of byte
+//! permits), so HTTP/2 frames keep being read and their window refunded while a batch syncs. The
+//! response stream appends whatever has queued as one `append_batch` (one sync under `always`),
+//! then yields one ack per record. It is pull-based: acks the client does not read stop the
+//! appends, which fill the queue, which stops the reads — back-pressure end to end.
+//!
+//! Errors: an invalid request ends the stream after the records before it are appended and acked;
+//! a failed batch appends nothing (all-or-nothing), so the stream ends with the status right after
+//! the acks of the earlier batches. Half-close: the rest is appended and acked, then OK.
+//! Drain: the stream ends with `UNAVAILABLE` between batches; everything appended is acked first.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tonic::{Status, Streaming};
+
+use super::config::ServerConfig;
+use super::drain::Drain;
+use super::service::{blocking, record_value};
+use super::status;
+use crate::api::v1::{ProduceRequest, ProduceResponse};
+use crate::log::CommitLog;
+
+/// Per-record overhead charged against the queue budget, so that even empty records are bounded.
+const RECORD_OVERHEAD: usize = 64;
+
+/// One request taken off the wire: a value to append, or the status that ends the stream. It
+/// holds its share of the queue budget until it is appended.
+struct Queued {
+    item: Result<Bytes, Status>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Aborts the reader task when the response stream is dropped (the client went away).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The state of one ProduceStream call.
+struct Pipeline {
+    log: Arc<dyn CommitLog>,
+    queue: mpsc::UnboundedReceiver<Queued>,
+    /// Offsets appended but not yet acked.
+    acks: Range<u64>,
+    /// The status to end with once `acks` is empty.
+    failure: Option<Status>,
+    drain: Drain,
+    batch_records: usize,
+    batch_bytes: usize,
+    done: bool,
+    _reader: AbortOnDrop,
+}
+
+/// The response stream of a ProduceStream call over `requests`.
+pub(crate) fn pipeline(
+    log: Arc<dyn CommitLog>,
+    requests: Streaming<ProduceRequest>,
+    config: &ServerConfig,
+    drain: Drain,
+) -> impl Stream<Item = Result<ProduceResponse, Status>> + Send + 'static {
+    let (tx, queue) = mpsc::unbounded_channel();
+    let budget = config.produce_queue_bytes.clamp(1, Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+    let reader = tokio::spawn(read_requests(requests, tx, budget, config.max_record_bytes));
+    let state = Pipeline {
+        log,
+        queue,
+        acks: 0..0,
+        failure: None,
+        drain,
+        batch_records: config.produce_batch_records.max(1),
+        batch_bytes: config.produce_batch_bytes,
+        done: false,
+        _reader: AbortOnDrop(reader),
+    };
+    futures_util::stream::unfold(state, |mut pipeline| async move {
+        let item = pipeline.next_item().await?;
+        Some((item, pipeline))
+    })
+}
+
+/// The reader task: moves requests into the queue as fast as the byte budget allows. Ends after
+/// the first error (pushed as the last item) or at the client's half-close (the queue closes).
+async fn read_requests(
+    mut requests: Streaming<ProduceRequest>,
+    tx: mpsc::UnboundedSender<Queued>,
+    budget: usize,
+    max_record_bytes: usize,
+) {
+    let permits = Arc::new(Semaphore::new(budget));
+    loop {
+        let request = match requests.message().await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(err) => {
+                let _ = tx.send(Queued { item: Err(status::rewrite_transport(err)), permit: None });
+                return;
+            }
+        };
+        let item = record_value(request, max_record_bytes);
+        let cost = item.as_ref().map_or(0, |v| v.len()).saturating_add(RECORD_OVERHEAD).min(budget);
+        let Ok(permit) = Arc::clone(&permits).acquire_many_owned(cost as u32).await else {
+            return;
+        };
+        let failed = item.is_err();
+        if tx.send(Queued { item, permit: Some(permit) }).is_err() || failed {
+            return;
+        }
+    }
+}
+
+impl Pipeline {
+    /// The next ack, the terminal status, or `None` once the stream is over.
+    async fn next_item(&mut self) -> Option<Result<ProduceResponse, Status>> {
+        loop {
+            if let Some(offset) = self.acks.next() {
+                return Some(Ok(ProduceResponse { offset }));
+            }
+            if let Some(status) = self.failure.take() {
+                self.done = true;
+                return Some(Err(status));
+            }
+            if self.done {
+                return None;
+            }
+            self.append_next_batch().await;
+        }
+    }
+
+    /// Waits for at least one queued request, appends everything queued as one batch, and sets
+    /// `acks`, `failure` or `done`.
+    async fn append_next_batch(&mut self) {
+        let first = tokio::select! {
+            biased;
+            () = self.drain.wait() => {
+                self.failure = Some(status::draining());
+                return;
+            }
+            first = self.queue.recv() => first,
+        };
+        let Some(first) = first else {
+            self.done = true;
+            return;
+        };
+        let mut values = Vec::new();
+        let mut permits = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(Queued { item, permit }) = next.take() {
+            match item {
+                Ok(value) => {
+                    bytes += value.len();
+                    values.push(value);
+                    permits.push(permit);
+                }
+                Err(status) => {
+                    self.failure = Some(status);
+                    break;
+                }
+            }
+            if values.len() < self.batch_records && bytes < self.batch_bytes {
+                next = self.queue.try_recv().ok();
+            }
+        }
+        if values.is_empty() {
+            return;
+        }
+        let expected = values.len() as u64;
+        match blocking(&self.log, move |log| log.append_batch(&values)).await {
+            Ok(range) if range.end - range.start == expected => self.acks = range,
+            Ok(range) => {
+                tracing::error!(
+                    ?range,
+                    expected,
+                    "append_batch returned the wrong number of offsets"
+                );
+                self.failure = Some(Status::internal("internal error"));
+            }
+            // The batch appended nothing: its failure comes before any later request's.
+            Err(status) => self.failure = Some(status),
+        }
+        drop(permits);
+    }
+}

@@ -1,0 +1,180 @@
+//! The shipped `girok-server` binary driven by grpcurl, as the README walks through it:
+//! reflection, Produce, ProduceStream from stdin, ConsumeStream, Offsets and the OUT_OF_RANGE
+//! details, then SIGTERM and a clean exit. grpcurl must be on PATH (`make test` installs it).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any grpcurl call or the server's exit may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Kills the child on drop, so no test leaves a process behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `girok-server` on a free port (flags from the environment, as `GIROK_*`) and returns
+/// it with its bound address, read from its `listening on ADDR` line.
+/// The data directory is returned so that it outlives the server.
+fn start_server() -> (KillOnDrop, String, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_girok-server"))
+        .env("GIROK_ADDR", "127.0.0.1:0")
+        .env("GIROK_DATA_DIR", data.path().join("data"))
+        .env("GIROK_SHUTDOWN_GRACE", "2s")
+        .env("GIROK_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn girok-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(STEP_TIMEOUT).expect("girok-server printed no address");
+    (server, addr, data)
+}
+
+/// Runs grpcurl with `args` (and `stdin`, if any), killing it after `STEP_TIMEOUT`.
+fn grpcurl(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = match Command::new("grpcurl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) => panic!(
+            "grpcurl is not on PATH ({err}): run the tests with `make test`, which installs it \
+             into .venv/bin"
+        ),
+    };
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write grpcurl stdin");
+    }
+    drop(input);
+    wait_with_timeout(child, STEP_TIMEOUT)
+}
+
+/// Collects a child's output, killing it once `limit` has passed.
+fn wait_with_timeout(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("collect output"),
+        Err(_) => {
+            kill_hard(pid);
+            panic!("process {pid} did not finish within {limit:?}");
+        }
+    }
+}
+
+/// SIGKILLs a child we spawned and whose output thread still owns it (so it is not reaped yet).
+fn kill_hard(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "grpcurl failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        stdout(&output)
+    );
+    stdout(&output)
+}
+
+#[test]
+fn grpcurl_walkthrough_against_the_real_binary() {
+    // Everything the README shows with grpcurl works against the shipped binary.
+    let (mut server, addr, _data) = start_server();
+    let a = addr.as_str();
+
+    let services = ok(grpcurl(&["-plaintext", a, "list"], None));
+    for service in
+        ["log.v1.Log", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+    {
+        assert!(services.contains(service), "{service} missing from:\n{services}");
+    }
+    let described = ok(grpcurl(&["-plaintext", a, "describe", "log.v1.Log"], None));
+    for rpc in ["Produce", "Consume", "ConsumeStream", "ProduceStream", "Offsets"] {
+        assert!(described.contains(&format!("rpc {rpc} ")), "{rpc} missing:\n{described}");
+    }
+    let health = ok(grpcurl(&["-plaintext", a, "grpc.health.v1.Health/Check"], None));
+    assert!(health.contains("SERVING"), "{health}");
+
+    // "hello" is aGVsbG8= in base64; a new log starts at 0, and proto3 JSON omits zeros.
+    let produced = ok(grpcurl(
+        &["-plaintext", "-d", r#"{"record":{"value":"aGVsbG8="}}"#, a, "log.v1.Log/Produce"],
+        None,
+    ));
+    assert!(!produced.contains("offset"), "first offset is 0: {produced}");
+
+    let lines = "{\"record\":{\"value\":\"YQ==\"}}\n{\"record\":{\"value\":\"Yg==\"}}\n";
+    let streamed =
+        ok(grpcurl(&["-plaintext", "-d", "@", a, "log.v1.Log/ProduceStream"], Some(lines)));
+    assert!(streamed.contains(r#""offset": "1""#) && streamed.contains(r#""offset": "2""#));
+
+    let offsets = ok(grpcurl(&["-plaintext", a, "log.v1.Log/Offsets"], None));
+    assert!(offsets.contains(r#""nextOffset": "3""#), "{offsets}");
+
+    // ConsumeStream stays open: grpcurl's -max-time ends it after the replay.
+    let tail = grpcurl(
+        &["-plaintext", "-max-time", "2", "-d", r#"{"offset":0}"#, a, "log.v1.Log/ConsumeStream"],
+        None,
+    );
+    let replay = stdout(&tail);
+    for value in ["aGVsbG8=", "YQ==", "Yg=="] {
+        assert!(replay.contains(value), "{value} missing from the tail:\n{replay}");
+    }
+    assert!(String::from_utf8_lossy(&tail.stderr).contains("DeadlineExceeded"));
+
+    let missing = grpcurl(&["-plaintext", "-d", r#"{"offset":7}"#, a, "log.v1.Log/Consume"], None);
+    assert!(!missing.status.success());
+    let error = String::from_utf8_lossy(&missing.stderr);
+    for needle in [
+        "Code: OutOfRange",
+        "google.rpc.ErrorInfo",
+        r#""reason":"OFFSET_OUT_OF_RANGE""#,
+        r#""lowest_offset":"0""#,
+        r#""next_offset":"3""#,
+        r#""offset":"7""#,
+        "google.rpc.LocalizedMessage",
+    ] {
+        assert!(error.contains(needle), "{needle} missing from:\n{error}");
+    }
+
+    // SIGTERM: drain, close the log, exit 0.
+    let started = Instant::now();
+    let term = Command::new("kill").arg("-TERM").arg(server.0.id().to_string()).status();
+    assert!(term.expect("kill").success());
+    loop {
+        if let Some(status) = server.0.try_wait().expect("wait") {
+            assert!(status.success(), "girok-server exited with {status}");
+            break;
+        }
+        assert!(started.elapsed() < STEP_TIMEOUT, "girok-server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,199 @@
+//! The unary RPCs end to end: round trips, dense offsets, and the status codes with their rich
+//! details, decoded by the typed client.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::faulty::FaultyLog;
+use common::{for_each_log, start_server, start_server_with};
+use girok::api::v1::{ProduceRequest, Record};
+use girok::client::ClientError;
+use girok::log::{CommitLog, Error, LogConfig};
+use girok::server::ServerConfig;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+#[tokio::test]
+async fn round_trip() {
+    // Produced records, the empty one included, read back by offset, and Offsets reports them.
+    for_each_log(|logs| async move {
+        let server = start_server(logs.open_default()).await;
+        let mut client = server.client().await;
+        assert_eq!(client.offsets().await.unwrap(), 0..0);
+        for (i, value) in ["first", "", "third"].into_iter().enumerate() {
+            assert_eq!(client.produce(value).await.unwrap(), i as u64);
+        }
+        for (i, value) in ["first", "", "third"].into_iter().enumerate() {
+            let record = client.consume(i as u64).await.unwrap();
+            assert_eq!((record.offset, record.value), (i as u64, Bytes::from(value)));
+        }
+        assert_eq!(client.offsets().await.unwrap(), 0..3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_producers_get_dense_offsets() {
+    // Eight producers racing get every offset exactly once, and each offset holds their value.
+    for_each_log(|logs| async move {
+        let server = start_server(logs.open_default()).await;
+        let mut tasks = Vec::new();
+        for producer in 0..8 {
+            let mut client = server.client().await;
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..50 {
+                    let value = format!("{producer}-{i}");
+                    acked.push((client.produce(value.clone()).await.unwrap(), value));
+                }
+                acked
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        let offsets: HashSet<u64> = all.iter().map(|(offset, _)| *offset).collect();
+        assert_eq!(offsets, (0..400).collect());
+        let mut client = server.client().await;
+        for (offset, value) in all {
+            assert_eq!(client.consume(offset).await.unwrap().value, Bytes::from(value));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn out_of_range_carries_decoded_details() {
+    // Reads past the end and below the start fail with OUT_OF_RANGE, and the client decodes
+    // the offsets from ErrorInfo; a person gets an en-US LocalizedMessage.
+    for_each_log(|logs| async move {
+        let log = logs.open(LogConfig { initial_offset: 10, ..LogConfig::default() });
+        let server = start_server(log).await;
+        let mut client = server.client().await;
+        client.produce("a").await.unwrap();
+        client.produce("b").await.unwrap();
+
+        for (asked, expected) in
+            [(12, (12, 10, 12)), (3, (3, 10, 12)), (u64::MAX, (u64::MAX, 10, 12))]
+        {
+            match client.consume(asked).await {
+                Err(ClientError::OffsetOutOfRange { offset, lowest_offset, next_offset }) => {
+                    assert_eq!((offset, lowest_offset, next_offset), expected)
+                }
+                other => panic!("consume({asked}): expected OffsetOutOfRange, got {other:?}"),
+            }
+        }
+
+        let status = client.inner().consume(girok::api::v1::ConsumeRequest { offset: 12 }).await;
+        let status = status.unwrap_err();
+        assert_eq!(status.code(), Code::OutOfRange);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("OFFSET_OUT_OF_RANGE", "girok"));
+        assert_eq!(info.metadata["offset"], "12");
+        assert_eq!(info.metadata["lowest_offset"], "10");
+        assert_eq!(info.metadata["next_offset"], "12");
+        let message = details.localized_message().expect("LocalizedMessage");
+        assert_eq!(message.locale, "en-US");
+        assert!(message.message.contains("10 to 11"), "{}", message.message);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_and_oversized_records_are_rejected() {
+    // A request without a record and a value over --max-record-bytes both get INVALID_ARGUMENT
+    // with a BadRequest violation naming the field, and nothing is appended.
+    for_each_log(|logs| async move {
+        let config = ServerConfig::default().with_max_record_bytes(1024);
+        let server = start_server_with(logs.open_default(), config).await;
+        let mut client = server.client().await;
+
+        let missing = client.inner().produce(ProduceRequest { record: None }).await.unwrap_err();
+        assert_eq!(missing.code(), Code::InvalidArgument);
+        let violations = missing.get_error_details().bad_request().expect("BadRequest").clone();
+        assert_eq!(violations.field_violations[0].field, "record");
+
+        let big =
+            ProduceRequest { record: Some(Record { value: vec![7; 1025].into(), offset: 0 }) };
+        let oversized = client.inner().produce(big).await.unwrap_err();
+        assert_eq!(oversized.code(), Code::InvalidArgument);
+        let violations = oversized.get_error_details().bad_request().expect("BadRequest").clone();
+        assert_eq!(violations.field_violations[0].field, "record.value");
+
+        assert_eq!(client.offsets().await.unwrap(), 0..0);
+        assert_eq!(client.produce(vec![7; 1024]).await.unwrap(), 0, "the limit itself is fine");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn message_over_the_transport_limit_is_resource_exhausted() {
+    // A message above the decode limit is RESOURCE_EXHAUSTED (not tonic's OUT_OF_RANGE, which is
+    // for offsets only), and nothing is appended.
+    for_each_log(|logs| async move {
+        let config = ServerConfig { max_decoding_message_size: 64 * 1024, ..Default::default() }
+            .with_max_record_bytes(16 * 1024);
+        let server = start_server_with(logs.open_default(), config).await;
+        let mut client = server.client().await;
+        let err = client.produce(vec![1; 100 * 1024]).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err:?}");
+        assert_eq!(client.offsets().await.unwrap(), 0..0);
+        assert_eq!(client.produce("after").await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn corrupt_record_is_data_loss_with_its_offset() {
+    // A record failing its checksum is DATA_LOSS with ErrorInfo RECORD_CORRUPT, decoded by the
+    // client into the offset.
+    let log = Arc::new(FaultyLog::new(LogConfig::default()));
+    log.append_batch(&[Bytes::from("a"), Bytes::from("b")]).unwrap();
+    *log.corrupt_offset.lock().unwrap() = Some(1);
+    let server = start_server(log).await;
+    let mut client = server.client().await;
+    common::bounded("corrupt", async {
+        match client.consume(1).await {
+            Err(ClientError::RecordCorrupt { offset: 1 }) => {}
+            other => panic!("expected RecordCorrupt, got {other:?}"),
+        }
+        let status = client.inner().consume(girok::api::v1::ConsumeRequest { offset: 1 }).await;
+        let details = status.unwrap_err().get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("RECORD_CORRUPT", "girok"));
+        assert_eq!(info.metadata["offset"], "1");
+        assert_eq!(client.consume(0).await.unwrap().value, Bytes::from("a"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn storage_failures_map_to_their_codes_without_paths() {
+    // Disk full is RESOURCE_EXHAUSTED; a read-only log and other I/O errors are INTERNAL and their
+    // messages name no file; a closed log is UNAVAILABLE. Nothing is appended.
+    let cases: [(fn() -> Error, Code); 4] = [
+        (|| Error::StorageFull, Code::ResourceExhausted),
+        (|| Error::ReadOnly("fsync of /secret/path failed".into()), Code::Internal),
+        (
+            || Error::Io(std::io::Error::other("open /secret/path/00000.store failed")),
+            Code::Internal,
+        ),
+        (|| Error::Closed, Code::Unavailable),
+    ];
+    for (make, code) in cases {
+        let log = Arc::new(FaultyLog::new(LogConfig::default()));
+        log.fail_appends_from(0, make);
+        let server = start_server(log).await;
+        let mut client = server.client().await;
+        let err = common::bounded("storage failure", client.produce("x")).await.unwrap_err();
+        let ClientError::Status(status) = err else { panic!("expected a status, got {err:?}") };
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(!status.message().contains("/secret"), "path leaked: {}", status.message());
+        assert_eq!(client.offsets().await.unwrap(), 0..0);
+    }
+}
