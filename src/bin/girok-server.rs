@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use girok::log::{CommitLog, FsyncPolicy, LogConfig, MemoryLog};
+use girok::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
 use girok::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -103,13 +103,14 @@ impl Args {
 /// Until the disk log lands this serves an in-memory log (nothing survives a restart); switching
 /// to `DiskLog::open(&args.data_dir, config)` here is the whole change.
 fn open_log(args: &Args) -> girok::log::Result<Arc<dyn CommitLog>> {
-    let config = args.log_config();
-    config.validate()?;
-    tracing::warn!(
+    let log = DiskLog::open(&args.data_dir, args.log_config())?;
+    tracing::info!(
         data_dir = %args.data_dir.display(),
-        "serving an in-memory log: records do not survive a restart"
+        lowest_offset = log.lowest_offset(),
+        next_offset = log.next_offset(),
+        "opened log"
     );
-    Ok(Arc::new(MemoryLog::new(config)))
+    Ok(Arc::new(log))
 }
 
 fn init_tracing(format: LogFormat) {

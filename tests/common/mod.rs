@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use girok::client::Client;
-use girok::log::{CommitLog, LogConfig, MemoryLog};
+use girok::log::{CommitLog, DiskLog, LogConfig, MemoryLog};
 use girok::server::{self, ServerConfig, ServerError};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -25,8 +25,10 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 type OpenLog = fn(&Path, LogConfig) -> Arc<dyn CommitLog>;
 
 /// Every `CommitLog` implementation the service tests run against: one line per implementation.
-const IMPLEMENTATIONS: &[(&str, OpenLog)] =
-    &[("memory", |_dir, config| Arc::new(MemoryLog::new(config)))];
+const IMPLEMENTATIONS: &[(&str, OpenLog)] = &[
+    ("memory", |_dir, config| Arc::new(MemoryLog::new(config))),
+    ("disk", |dir, config| Arc::new(DiskLog::open(dir, config).expect("open the disk log"))),
+];
 
 /// One log implementation with a fresh directory of its own.
 pub struct LogFactory {
