@@ -2,50 +2,16 @@
 //! reflection, Produce, ProduceStream from stdin, ConsumeStream, Offsets and the OUT_OF_RANGE
 //! details, then SIGTERM and a clean exit. grpcurl must be on PATH (`make test` installs it).
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long any grpcurl call or the server's exit may take.
+use common::binary::spawn_server;
+
+/// How long any grpcurl call may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Kills the child on drop, so no test leaves a process behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `girok-server` on a free port (flags from the environment, as `GIROK_*`) and returns
-/// it with its bound address, read from its `listening on ADDR` line.
-/// The data directory is returned so that it outlives the server.
-fn start_server() -> (KillOnDrop, String, tempfile::TempDir) {
-    let data = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_girok-server"))
-        .env("GIROK_ADDR", "127.0.0.1:0")
-        .env("GIROK_DATA_DIR", data.path().join("data"))
-        .env("GIROK_SHUTDOWN_GRACE", "2s")
-        .env("GIROK_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn girok-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = KillOnDrop(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(STEP_TIMEOUT).expect("girok-server printed no address");
-    (server, addr, data)
-}
 
 /// Runs grpcurl with `args` (and `stdin`, if any), killing it after `STEP_TIMEOUT`.
 fn grpcurl(args: &[&str], stdin: Option<&str>) -> Output {
@@ -108,8 +74,10 @@ fn ok(output: Output) -> String {
 #[test]
 fn grpcurl_walkthrough_against_the_real_binary() {
     // Everything the README shows with grpcurl works against the shipped binary.
-    let (mut server, addr, _data) = start_server();
-    let a = addr.as_str();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut server = spawn_server(&data.path().join("data"), &[]);
+    let a = server.addr.clone();
+    let a = a.as_str();
 
     let services = ok(grpcurl(&["-plaintext", a, "list"], None));
     for service in
@@ -166,15 +134,6 @@ fn grpcurl_walkthrough_against_the_real_binary() {
     }
 
     // SIGTERM: drain, close the log, exit 0.
-    let started = Instant::now();
-    let term = Command::new("kill").arg("-TERM").arg(server.0.id().to_string()).status();
-    assert!(term.expect("kill").success());
-    loop {
-        if let Some(status) = server.0.try_wait().expect("wait") {
-            assert!(status.success(), "girok-server exited with {status}");
-            break;
-        }
-        assert!(started.elapsed() < STEP_TIMEOUT, "girok-server did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = server.terminate();
+    assert!(status.success(), "girok-server exited with {status}");
 }

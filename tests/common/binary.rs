@@ -1,0 +1,91 @@
+//! The shipped `girok-server` binary as a child process: started on a free loopback port, killed
+//! on drop, so no test leaves a process behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to start or to exit.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `girok-server`; killed (SIGKILL) on drop.
+pub struct ServerProcess {
+    child: Child,
+    /// The bound address, as `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+/// Starts `girok-server` on `127.0.0.1:0` over `data_dir`, with `env` as extra `GIROK_*`
+/// settings, and waits for its `listening on ADDR` line.
+pub fn spawn_server(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
+    let mut child = server_command(data_dir, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn girok-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let mut server = ServerProcess { child, addr: String::new() };
+    server.addr = rx.recv_timeout(PROCESS_TIMEOUT).expect("girok-server printed no address");
+    server
+}
+
+/// The `girok-server` command over `data_dir` on `127.0.0.1:0`, not yet started.
+pub fn server_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_girok-server"));
+    command
+        .env("GIROK_ADDR", "127.0.0.1:0")
+        .env("GIROK_DATA_DIR", data_dir)
+        .env("GIROK_SHUTDOWN_GRACE", "2s")
+        .env("GIROK_LOG_FORMAT", "json");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+impl ServerProcess {
+    /// The server's URL for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILLs the server (a crash) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let term = Command::new("kill").arg("-TERM").arg(self.id().to_string()).status();
+        assert!(term.expect("kill").success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(started.elapsed() < PROCESS_TIMEOUT, "girok-server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
