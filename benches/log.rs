@@ -1,11 +1,10 @@
 //! Storage benches: appends of 100 B, 1 KiB and 64 KiB records, single and batched, under the
-//! `never` and `always` fsync policies (plus batched `always` from four writers sharing group
-//! commits), and sequential and random reads. Run with `make bench`; the README quotes them.
+//! `never` and `always` fsync policies (plus batches from 4 and 8 concurrent writers, which share
+//! syncs under `always`: group commit), and sequential and random reads. Run with `make bench`; the README quotes them.
 //!
 //! The logs live in a temporary directory on the same filesystem as the working tree (set
 //! `GIROK_BENCH_DIR` to choose another), with production-sized segments.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -81,34 +80,35 @@ fn append_batched(c: &mut Criterion) {
     group.finish();
 }
 
-/// Four writers appending batches at once: under `always` they share syncs (group commit).
+/// Several writers appending batches at once: under `always` they share syncs (group commit).
 fn append_batched_concurrent(c: &mut Criterion) {
-    const WRITERS: u64 = 4;
-    let mut group = c.benchmark_group("append_batch_4_writers");
+    let mut group = c.benchmark_group("append_batch_concurrent");
+    let (size, batch) = (100, 1000);
     for (fsync, name) in policies() {
-        let (size, batch) = (100, 1000);
-        let dir = bench_dir();
-        let log = Arc::new(open(&dir, fsync));
-        let values = Arc::new(vec![Bytes::from(vec![0x5a; size]); batch]);
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new(name, "100B"), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for w in 0..WRITERS {
-                        let (log, values) = (&log, &values);
-                        s.spawn(move || {
-                            for _ in (w..iters).step_by(WRITERS as usize) {
-                                log.append_batch(values).expect("append");
-                            }
-                        });
-                    }
-                });
-                let elapsed = start.elapsed();
-                trim(&log, size);
-                elapsed
-            })
-        });
+        for writers in [4u64, 8] {
+            let dir = bench_dir();
+            let log = open(&dir, fsync);
+            let values = vec![Bytes::from(vec![0x5a; size]); batch];
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_function(BenchmarkId::new(name, format!("100B/{writers}_writers")), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for w in 0..writers {
+                            let (log, values) = (&log, &values);
+                            s.spawn(move || {
+                                for _ in (w..iters).step_by(writers as usize) {
+                                    log.append_batch(values).expect("append");
+                                }
+                            });
+                        }
+                    });
+                    let elapsed = start.elapsed();
+                    trim(&log, size);
+                    elapsed
+                })
+            });
+        }
     }
     group.finish();
 }
