@@ -4,6 +4,22 @@
 //! offset or tail the log live. The storage engine is synchronous, knows nothing of gRPC, and can
 //! be embedded on its own.
 //!
+//! # Embedding the log
+//!
+//! ```
+//! use bytes::Bytes;
+//! use girok::log::{CommitLog, DiskLog, Error, LogConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = DiskLog::open(dir.path(), LogConfig::default())?;
+//! assert_eq!(log.append(Bytes::from_static(b"hello"))?, 0);
+//! assert_eq!(log.append_batch(&[Bytes::from_static(b"a"), Bytes::new()])?, 1..3);
+//! assert_eq!(log.read(0)?.value, "hello");
+//! assert!(matches!(log.read(3), Err(Error::OffsetOutOfRange { offset: 3, lowest: 0, next: 3 })));
+//! log.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layout
 //!
 //! - [`log`]: the storage layer. [`log::CommitLog`] is the contract every log keeps;

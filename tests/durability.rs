@@ -261,3 +261,24 @@ fn a_power_cut_during_concurrent_appends_keeps_every_acknowledged_record() {
         log.read(offset).unwrap_or_else(|e| panic!("offset {offset} unreadable: {e}"));
     }
 }
+
+#[test]
+fn records_recovered_after_a_crash_are_synced_before_they_are_served() {
+    // Records a crash left written but unsynced become readable on reopen only once they are
+    // durable: a power cut right after the reopen takes none of them back.
+    let dir = tempfile::tempdir().unwrap();
+    let never = LogConfig { max_store_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
+    let (log, files) = open_faulty(dir.path(), &never);
+    fill(&log, 0, 5);
+    drop(log);
+    let always = LogConfig { fsync: FsyncPolicy::Always, ..never.clone() };
+    let log = DiskLog::open_with(dir.path(), always.clone(), Arc::new(files.clone())).unwrap();
+    let served = log.next_offset();
+    assert_eq!(served, 5);
+    assert_values(&log, 0..served);
+    files.power_cut();
+    drop(log);
+    let log = open(dir.path(), &always);
+    assert_eq!(log.next_offset(), served, "a record served after recovery was lost");
+    assert_values(&log, 0..served);
+}

@@ -197,3 +197,24 @@ async fn storage_failures_map_to_their_codes_without_paths() {
         assert_eq!(client.offsets().await.unwrap(), 0..0);
     }
 }
+
+#[tokio::test]
+async fn a_stored_record_above_the_encoding_limit_is_resource_exhausted_not_out_of_range() {
+    // A record written while the server allowed larger records cannot be sent under today's
+    // limit: Consume and ConsumeStream say RESOURCE_EXHAUSTED, never OUT_OF_RANGE (which clients
+    // take to mean "past the end").
+    for_each_log(|logs| async move {
+        let log = logs.open(LogConfig { max_record_bytes: 1 << 20, ..LogConfig::default() });
+        log.append(Bytes::from(vec![7u8; 256 * 1024])).unwrap();
+        let config =
+            ServerConfig { max_encoding_message_size: 64 * 1024, ..ServerConfig::default() };
+        let server = start_server_with(log, config).await;
+        let mut client = server.client().await;
+        let err = client.consume(0).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
+        let mut tail = client.consume_stream(0).await.unwrap();
+        let err = tail.next().await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
+    })
+    .await;
+}

@@ -178,7 +178,8 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
     println!("listening on {local}");
     server::run(listener, Arc::clone(&log), args.server_config(), shutdown_signal()).await?;
-    log.close()?;
+    // Closing syncs files: keep it (and the log's drop) off the runtime's workers.
+    tokio::task::spawn_blocking(move || log.close()).await??;
     tracing::info!("log synced and closed");
     Ok(())
 }

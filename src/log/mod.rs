@@ -48,7 +48,9 @@ pub struct Record {
 /// - **Append.** [`append`](Self::append) and [`append_batch`](Self::append_batch) return only
 ///   once the records are committed; a process crash (kill -9) after that never loses them. A
 ///   batch is all-or-nothing: either every record gets consecutive offsets or none is appended,
-///   and a failed append leaves the log as it was. Empty values are valid records; a value larger
+///   and a failed append is neither acknowledged nor visible. (An append whose sync failed may
+///   already be in the file and reappear after a restart: a producer that retries gets
+///   at-least-once delivery.) Empty values are valid records; a value larger
 ///   than `max_record_bytes` is rejected with [`Error::RecordTooLarge`].
 /// - **Read.** [`read`](Self::read) of an offset outside `[lowest, next)` fails with
 ///   [`Error::OffsetOutOfRange`], which carries the requested offset and the current bounds. A

@@ -33,6 +33,8 @@ struct Tail {
     drain: Drain,
     batch_records: usize,
     batch_bytes: usize,
+    /// The encoding limit: a larger record ends the stream with `RESOURCE_EXHAUSTED`.
+    max_message: usize,
     /// Set once a terminal status has been yielded.
     done: bool,
 }
@@ -52,6 +54,7 @@ pub(crate) fn tail(
         drain,
         batch_records: config.consume_batch_records.max(1),
         batch_bytes: config.consume_batch_bytes,
+        max_message: config.max_encoding_message_size,
         done: false,
     };
     futures_util::stream::unfold(state, |mut tail| async move {
@@ -66,8 +69,8 @@ impl Tail {
         if self.done {
             return None;
         }
-        match self.next_record().await {
-            Ok(record) => Some(Ok(to_response(record))),
+        match self.next_record().await.and_then(|record| to_response(record, self.max_message)) {
+            Ok(response) => Some(Ok(response)),
             Err(status) => {
                 self.done = true;
                 Some(Err(status))

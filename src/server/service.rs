@@ -69,9 +69,20 @@ pub(crate) fn record_value(
     Ok(record.value)
 }
 
-/// The wire form of a stored record.
-pub(crate) fn to_response(record: log::Record) -> ConsumeResponse {
-    ConsumeResponse { record: Some(Record { value: record.value, offset: record.offset }) }
+/// Framing a ConsumeResponse adds around a value, with room to spare.
+const RESPONSE_OVERHEAD: usize = 64;
+
+/// The wire form of a stored record, or `RESOURCE_EXHAUSTED` when it cannot be sent under the
+/// encoding limit `max_message`.
+pub(crate) fn to_response(
+    record: log::Record,
+    max_message: usize,
+) -> Result<ConsumeResponse, Status> {
+    let size = record.value.len();
+    if size.saturating_add(RESPONSE_OVERHEAD) > max_message {
+        return Err(status::record_too_large_to_send(record.offset, size, max_message));
+    }
+    Ok(ConsumeResponse { record: Some(Record { value: record.value, offset: record.offset }) })
 }
 
 #[tonic::async_trait]
@@ -93,7 +104,7 @@ impl Log for LogService {
         self.check_serving()?;
         let offset = request.into_inner().offset;
         let record = blocking(&self.log, move |log| log.read(offset)).await?;
-        Ok(Response::new(to_response(record)))
+        Ok(Response::new(to_response(record, self.config.max_encoding_message_size)?))
     }
 
     type ConsumeStreamStream = BoxStream<ConsumeResponse>;

@@ -108,6 +108,16 @@ pub fn record_too_large(size: usize, max: usize) -> Status {
     )
 }
 
+/// `RESOURCE_EXHAUSTED` for a stored record too large to send under the server's encoding limit
+/// (written while the server allowed larger records). Without this, tonic would answer
+/// `OUT_OF_RANGE`, which girok keeps for offsets.
+pub fn record_too_large_to_send(offset: u64, size: usize, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "record at offset {offset} is {size} bytes, above the server's maximum message size of \
+         {max} bytes; restart the server with a larger --max-record-bytes to read it"
+    ))
+}
+
 /// `UNAVAILABLE` for calls cut short by the server draining.
 pub fn draining() -> Status {
     Status::unavailable("the server is shutting down; retry on another connection")

@@ -162,15 +162,17 @@ impl Index {
     /// Trims the file to its first `entries` entries and syncs it, then maps it again. The
     /// mapping is flushed and dropped before the file shrinks.
     pub fn seal(&mut self, entries: u64) -> io::Result<()> {
-        if let Some(map) = self.map.take() {
+        if let Some(map) = &self.map {
             map.flush()?;
         }
-        self.capacity = 0;
-        self.file.set_len(entries * INDEX_ENTRY_BYTES)?;
-        self.file.sync_all()?;
+        self.map = None;
+        let trimmed =
+            self.file.set_len(entries * INDEX_ENTRY_BYTES).and_then(|()| self.file.sync_all());
+        // Map again whatever the outcome (trimmed, or untouched after a failed set_len), so the
+        // segment stays readable even when sealing failed.
         let file = self.file.try_clone()?;
         *self = Self::map(&self.path, file)?;
-        Ok(())
+        trimmed
     }
 }
 

@@ -80,6 +80,10 @@ struct Shared {
     /// The commit point. Written under `sync_lock` (policy `Always`) or the state's write lock
     /// (other policies); read without a lock.
     committed: AtomicU64,
+    /// The commit point's sender; `None` once closed, which ends every waiter. Its own lock, so
+    /// that subscribing never waits behind an append or a segment roll; taken after `state` when
+    /// both are held.
+    commit: RwLock<Option<watch::Sender<u64>>>,
     /// Serialises syncs, so concurrent appends share one (group commit).
     sync_lock: Mutex<()>,
     /// Set once by the first failed sync; from then on appends fail.
@@ -96,8 +100,8 @@ struct State {
     written: u64,
     /// Reused buffer for encoding frames.
     scratch: Vec<u8>,
-    /// The commit point's sender; `None` once closed.
-    commit: Option<watch::Sender<u64>>,
+    /// Set by `close`.
+    closed: bool,
 }
 
 impl State {
@@ -106,7 +110,7 @@ impl State {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.commit.is_none() { Err(Error::Closed) } else { Ok(()) }
+        if self.closed { Err(Error::Closed) } else { Ok(()) }
     }
 }
 
@@ -134,13 +138,9 @@ impl DiskLog {
             dir,
             opener,
             index_capacity,
-            state: RwLock::new(State {
-                segments,
-                written,
-                scratch: Vec::new(),
-                commit: Some(watch::Sender::new(written)),
-            }),
+            state: RwLock::new(State { segments, written, scratch: Vec::new(), closed: false }),
             committed: AtomicU64::new(written),
+            commit: RwLock::new(Some(watch::Sender::new(written))),
             sync_lock: Mutex::new(()),
             failed: OnceLock::new(),
             lock,
@@ -222,15 +222,21 @@ impl Shared {
         }
         if self.config.fsync == FsyncPolicy::Always {
             self.committed.fetch_max(written, Ordering::AcqRel);
-            if let Some(commit) = &self.read_state().commit {
-                commit.send_if_modified(|point| {
-                    let moved = *point < written;
-                    *point = (*point).max(written);
-                    moved
-                });
-            }
+            self.publish(written);
         }
         Ok(())
+    }
+
+    /// Announces the commit point `point` to waiting readers (it never moves back).
+    fn publish(&self, point: u64) {
+        let commit = self.commit.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(commit) = commit.as_ref() {
+            commit.send_if_modified(|current| {
+                let moved = *current < point;
+                *current = (*current).max(point);
+                moved
+            });
+        }
     }
 
     /// Seals the active segment and starts a new one at the write position whose index holds at
@@ -267,7 +273,8 @@ impl Shared {
         self.check_writable()?;
         let start = state.written;
         if count == 0 {
-            return Ok(start..start);
+            let point = self.committed.load(Ordering::Acquire);
+            return Ok(point..point);
         }
         let active = state.active();
         let full = active.store_size() + frame_bytes > self.config.max_store_bytes
@@ -298,9 +305,7 @@ impl Shared {
         let end = state.written;
         if self.config.fsync != FsyncPolicy::Always {
             self.committed.store(end, Ordering::Release);
-            if let Some(commit) = &state.commit {
-                commit.send_replace(end);
-            }
+            self.publish(end);
             return Ok(start..end);
         }
         drop(guard);
@@ -395,8 +400,8 @@ impl CommitLog for DiskLog {
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
-        let state = self.shared.read_state();
-        match &state.commit {
+        let commit = self.shared.commit.read().unwrap_or_else(|e| e.into_inner());
+        match commit.as_ref() {
             Some(commit) => commit.subscribe(),
             None => watch::channel(self.next_offset()).1,
         }
@@ -416,7 +421,8 @@ impl CommitLog for DiskLog {
             }
             Ok::<_, std::io::Error>(())
         })();
-        state.commit = None;
+        state.closed = true;
+        *shared.commit.write().unwrap_or_else(|e| e.into_inner()) = None;
         let _ = shared.lock.unlock();
         outcome.map_err(|err| shared.fail("closing the log", err))
     }

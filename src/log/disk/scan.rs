@@ -61,6 +61,15 @@ pub fn scan(
         let Some((next_pos, next_offset)) = window.resync(pos + 1, offset)? else {
             break;
         };
+        // A frame whose header names the expected offset but whose length runs past the end of
+        // the file is what a write cut short leaves. A valid-looking frame inside its bytes may
+        // be a client's payload, not a record of ours: believe it only if valid frames follow it
+        // right to the end of the file, which a torn write does not leave.
+        if window.claims_past_end(pos, offset)?
+            && !window.chain_reaches_end(next_pos, next_offset)?
+        {
+            break;
+        }
         let budget = max_records - (offset - first);
         let damaged = (next_offset - offset).min(budget);
         out.positions.extend(std::iter::repeat_n(pos, damaged as usize));
@@ -116,6 +125,23 @@ impl<'a> Window<'a> {
         Ok(header.checks(head, payload).then_some(header))
     }
 
+    /// Whether the frame at `pos` names `offset` and, by its length, runs past the file's end.
+    fn claims_past_end(&mut self, pos: u64, offset: u64) -> io::Result<bool> {
+        let Some(head) = self.bytes(pos, FRAME_HEADER_BYTES)? else { return Ok(true) };
+        let header = FrameHeader::decode(head);
+        Ok(header.offset == offset && pos.saturating_add(header.frame_len()) > self.len)
+    }
+
+    /// Whether valid frames from `pos` (the first holding `offset`) run exactly to the end.
+    fn chain_reaches_end(&mut self, mut pos: u64, mut offset: u64) -> io::Result<bool> {
+        while pos < self.len {
+            let Some(header) = self.valid_frame(pos, offset)? else { return Ok(false) };
+            pos += header.frame_len();
+            offset += 1;
+        }
+        Ok(true)
+    }
+
     /// The first position at or after `from` holding a valid frame with an offset above
     /// `after` (and plausibly close: at most one offset per frame header's worth of bytes).
     fn resync(&mut self, from: u64, after: u64) -> io::Result<Option<(u64, u64)>> {
@@ -165,6 +191,25 @@ mod tests {
     }
 
     const VALUES: [&[u8]; 5] = [b"zero", b"", b"two two", b"three", b"four!"];
+
+    #[test]
+    fn a_frame_inside_a_torn_payload_is_never_taken_for_a_record() {
+        // A client's payload that embeds a valid frame for the next offset, torn by a crash
+        // after the embedded frame, is a torn tail: the embedded bytes do not become a record.
+        let dir = tempfile::tempdir().unwrap();
+        let mut embedded = Vec::new();
+        encode_frame(&mut embedded, 13, 1, b"forged", crc32c::crc32c(b"forged"));
+        let mut payload = vec![0xee; 8];
+        payload.extend_from_slice(&embedded);
+        payload.extend_from_slice(&[0xee; 32]);
+        let (mut store, positions) = store(dir.path(), &[b"ten", b"eleven", &payload]);
+        let torn = positions[2] + FRAME_HEADER_BYTES + 8 + embedded.len() as u64 + 5;
+        store.cut(torn).unwrap();
+        let found = scan_all(&store);
+        assert_eq!(found.positions, positions[..2]);
+        assert!(found.corrupt.is_empty());
+        assert_eq!(found.valid_end, positions[2]);
+    }
 
     #[test]
     fn a_clean_store_scans_whole() {

@@ -80,7 +80,19 @@ impl Segment {
         next_base: u64,
         opener: &dyn FileOpener,
     ) -> Result<Self> {
-        let mut store = open_store(dir, base, opener)?;
+        let mut store = match open_store(dir, base, opener) {
+            Ok(store) => store,
+            Err(Error::Format { file, detail }) => {
+                // Never renumber: the segment keeps its offsets, and each reads as corrupt.
+                tracing::error!(file, detail, "damaged store header: its records read as corrupt");
+                let mut store = Store::open(opener, &store_path(dir, base))?;
+                store.limit(0);
+                let index = Index::open_existing(&index_path(dir, base))
+                    .or_else(|_| Index::rewrite(&index_path(dir, base), &[]))?;
+                return Ok(Self { base, store, index, entries: 0, end: next_base, sealed: true });
+            }
+            Err(err) => return Err(err),
+        };
         let expected = next_base - base;
         let index = match Index::open_existing(&index_path(dir, base)) {
             Ok(index) if sealed_index_checks(&store, &index, base, expected)? => index,
@@ -147,6 +159,10 @@ impl Segment {
                 "cutting a torn tail off the active segment"
             );
             store.cut(found.valid_end)?;
+        } else {
+            // Records a crash left written but unsynced are about to become readable: make them
+            // durable first, so no reader sees a record a power cut could still take back.
+            store.file().sync_data()?;
         }
         if !found.corrupt.is_empty() {
             tracing::error!(base, corrupt = ?found.corrupt, "active segment has corrupt records");
@@ -242,7 +258,9 @@ impl Segment {
                 if i < self.entries { self.index.position(i) } else { Some(self.store.size()) };
             let end = end.ok_or_else(|| corrupt("bad index entry"))?;
             let prev = ends.last().copied().unwrap_or(pos);
-            if end < prev + FRAME_HEADER_BYTES {
+            // A damaged index entry must never make a read run past the store (or allocate a
+            // buffer for it): anything out of order or out of bounds reads as corrupt.
+            if end > self.store.size() || end < prev.saturating_add(FRAME_HEADER_BYTES) {
                 if ends.is_empty() {
                     return Err(corrupt("the index points at a damaged frame"));
                 }
@@ -348,7 +366,7 @@ fn trusted_entries(store: &Store, index: &Index, base: u64) -> io::Result<u64> {
     let mut prev = STORE_HEADER_BYTES;
     while let Some(pos) = index.position(n) {
         let first_ok = n > 0 || pos == STORE_HEADER_BYTES;
-        if !first_ok || pos < prev || pos + FRAME_HEADER_BYTES > store.size() {
+        if !first_ok || pos < prev || pos.saturating_add(FRAME_HEADER_BYTES) > store.size() {
             break;
         }
         prev = pos;
