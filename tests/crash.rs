@@ -5,10 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use bytes::Bytes;
-use common::binary::{PROCESS_TIMEOUT, server_command, spawn_server};
+use common::binary::{PROCESS_TIMEOUT, server_command, spawn_server, wait_with_timeout};
 use common::bounded;
 use girok::client::Client;
 
@@ -32,23 +32,8 @@ async fn assert_log_holds_its_values(url: String, at_least: u64) -> u64 {
 }
 
 fn run_to_completion(mut command: Command) -> Output {
-    let child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(PROCESS_TIMEOUT) {
-        Ok(output) => output.expect("output"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("process {pid} did not finish within {PROCESS_TIMEOUT:?}");
-        }
-    }
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    wait_with_timeout(child, PROCESS_TIMEOUT)
 }
 
 fn girok_verify(dir: &Path) -> Output {

@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::binary::spawn_server;
+use common::binary::{spawn_server, wait_with_timeout};
 
 /// How long any grpcurl call may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,27 +34,6 @@ fn grpcurl(args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     wait_with_timeout(child, STEP_TIMEOUT)
-}
-
-/// Collects a child's output, killing it once `limit` has passed.
-fn wait_with_timeout(child: Child, limit: Duration) -> Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("collect output"),
-        Err(_) => {
-            kill_hard(pid);
-            panic!("process {pid} did not finish within {limit:?}");
-        }
-    }
-}
-
-/// SIGKILLs a child we spawned and whose output thread still owns it (so it is not reaped yet).
-fn kill_hard(pid: u32) {
-    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }
 
 fn stdout(output: &Output) -> String {

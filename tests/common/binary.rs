@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long the server may take to start or to exit.
@@ -87,5 +87,22 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Collects a child's output, killing it (SIGKILL) and failing once `limit` has passed.
+pub fn wait_with_timeout(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("collect output"),
+        Err(_) => {
+            // The output thread owns the child, so it is not reaped yet: the pid is still ours.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("process {pid} did not finish within {limit:?}");
+        }
     }
 }

@@ -249,7 +249,9 @@ impl Shared {
             return Err(self.fail("sealing a segment", err));
         }
         let capacity = self.index_capacity.max(min_entries);
-        let segment = Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
+        let mut segment =
+            Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
+        prepare_active(&mut segment, &self.config);
         state.segments.push(segment);
         if let Err(err) = sync_dir(&self.dir) {
             return Err(self.fail("fsync of the data directory", err));
@@ -473,7 +475,8 @@ fn open_segments(
 ) -> Result<Vec<Segment>> {
     let bases = segment_bases(dir)?;
     let Some((&last, sealed)) = bases.split_last() else {
-        let first = Segment::create(dir, config.initial_offset, index_capacity, opener)?;
+        let mut first = Segment::create(dir, config.initial_offset, index_capacity, opener)?;
+        prepare_active(&mut first, config);
         sync_dir(dir)?;
         return Ok(vec![first]);
     };
@@ -481,9 +484,22 @@ fn open_segments(
     for (i, &base) in sealed.iter().enumerate() {
         segments.push(Segment::open_sealed(dir, base, bases[i + 1], opener)?);
     }
-    segments.push(Segment::open_active(dir, last, index_capacity, opener)?);
+    let mut active = Segment::open_active(dir, last, index_capacity, opener)?;
+    prepare_active(&mut active, config);
+    segments.push(active);
     sync_dir(dir)?;
     Ok(segments)
+}
+
+/// How far ahead of its data an active store is zero-filled under [`FsyncPolicy::Always`].
+const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Readies the segment appends go to: under `Always`, where every append waits for a sync,
+/// its store is zero-filled ahead so that those syncs are data-only flushes.
+fn prepare_active(segment: &mut Segment, config: &LogConfig) {
+    if config.fsync == FsyncPolicy::Always {
+        segment.preallocate(PREALLOCATE_BYTES, config.max_store_bytes);
+    }
 }
 
 /// Starts the background thread that syncs every `every` under [`FsyncPolicy::Interval`]. It

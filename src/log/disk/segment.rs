@@ -200,6 +200,11 @@ impl Segment {
         self.index.capacity() - self.entries
     }
 
+    /// Zero-fills the store ahead of its data (see `store`), up to `limit` bytes.
+    pub fn preallocate(&mut self, chunk: u64, limit: u64) {
+        self.store.preallocate(chunk, limit);
+    }
+
     /// Grows the index so that `count` more entries fit.
     pub fn reserve(&mut self, count: u64) -> io::Result<()> {
         self.index.grow(self.entries + count)
@@ -225,6 +230,7 @@ impl Segment {
 
     /// Syncs the store, trims the index to its entries and syncs it. Appends end here.
     pub fn seal(&mut self) -> io::Result<()> {
+        self.store.trim()?;
         self.store.file().sync_data()?;
         self.index.seal(self.entries)?;
         self.sealed = true;

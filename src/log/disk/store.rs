@@ -23,6 +23,11 @@
 //! stale index entry can never serve the wrong record. Invariant: the store's logical `size` is
 //! the end of the last written frame; a failed write leaves `size` unchanged and its bytes are
 //! overwritten by the next write.
+//!
+//! With preallocation on (the `always` policy), the file runs ahead of `size` with written zeros,
+//! so that a sync of new frames is a data-only flush (no file-size change to journal): on ext4
+//! that halves the cost of a small `fdatasync`. The zeros are what a crash leaves after the last
+//! frame anyway: recovery cuts them like any torn tail, and sealing trims them.
 
 use std::io;
 use std::path::Path;
@@ -153,6 +158,11 @@ pub struct Store {
     /// Shared so that syncs and reads can run outside the log's lock.
     file: Arc<dyn SegmentFile>,
     size: u64,
+    /// The file's length: `size`, or more once zeros were written ahead.
+    allocated: u64,
+    /// `(chunk, limit)`: zero-fill the file ahead of `size` in steps of `chunk`, never past
+    /// `limit` (the segment's size). `None`: the file grows with each write.
+    preallocate: Option<(u64, u64)>,
 }
 
 impl Store {
@@ -162,7 +172,12 @@ impl Store {
         file.set_len(0)?;
         file.write_all_at(&encode_header(base), 0)?;
         file.sync_data()?;
-        Ok(Self { file, size: STORE_HEADER_BYTES })
+        Ok(Self {
+            file,
+            size: STORE_HEADER_BYTES,
+            allocated: STORE_HEADER_BYTES,
+            preallocate: None,
+        })
     }
 
     /// Opens an existing store file; its logical size is the file's length until recovery says
@@ -170,7 +185,7 @@ impl Store {
     pub fn open(opener: &dyn FileOpener, path: &Path) -> io::Result<Self> {
         let file: Arc<dyn SegmentFile> = Arc::from(opener.open(path, false)?);
         let size = file.size()?;
-        Ok(Self { file, size })
+        Ok(Self { file, size, allocated: size, preallocate: None })
     }
 
     /// The file, for reads and syncs outside the log's lock.
@@ -189,11 +204,52 @@ impl Store {
     pub fn append(&mut self, frames: &[u8]) -> io::Result<u64> {
         let pos = self.size;
         if let Err(err) = self.file.write_all_at(frames, pos) {
-            let _ = self.file.set_len(pos);
+            // Drop whatever part was written (and the zeros ahead: they come back later).
+            if self.file.set_len(pos).is_ok() {
+                self.allocated = pos;
+            }
             return Err(err);
         }
         self.size += frames.len() as u64;
+        self.allocated = self.allocated.max(self.size);
+        if let Some((chunk, limit)) = self.preallocate
+            && self.allocated < limit
+            && self.allocated - self.size < chunk / 2
+        {
+            self.zero_fill((self.size + chunk).min(limit));
+        }
         Ok(pos)
+    }
+
+    /// Turns on preallocation in steps of `chunk` bytes up to `limit`.
+    pub fn preallocate(&mut self, chunk: u64, limit: u64) {
+        self.preallocate = Some((chunk.max(1), limit));
+    }
+
+    /// Writes zeros from the end of the file to `target`. Best effort: on failure (a full disk)
+    /// the file is cut back and later writes simply grow it.
+    fn zero_fill(&mut self, target: u64) {
+        let from = self.allocated;
+        let zeros = vec![0u8; (target - from) as usize];
+        match self.file.write_all_at(&zeros, from) {
+            Ok(()) => self.allocated = target,
+            Err(err) => {
+                tracing::debug!(error = %err, "could not preallocate store space");
+                if self.file.set_len(from).is_ok() {
+                    self.allocated = from;
+                }
+            }
+        }
+    }
+
+    /// Cuts preallocated zeros off the end of the file, so its length is its data.
+    pub fn trim(&mut self) -> io::Result<()> {
+        if self.allocated > self.size {
+            self.file.set_len(self.size)?;
+            self.allocated = self.size;
+        }
+        self.preallocate = None;
+        Ok(())
     }
 
     /// Reads `len` bytes at `pos`.
@@ -212,6 +268,7 @@ impl Store {
         self.file.set_len(size)?;
         self.file.sync_data()?;
         self.size = size;
+        self.allocated = size;
         Ok(())
     }
 }
