@@ -28,6 +28,8 @@
 //!   - `log::disk::store`: a segment's store file of checksummed frames.
 //!   - `log::disk::index`: a segment's memory-mapped index (the only `unsafe` in the crate).
 //!   - `log::disk::segment`: one store + index pair, and its recovery on open.
+//!   - `log::disk::scan`: the forward frame scan behind index rebuilds, torn-tail repair and
+//!     verify; it tells a torn tail from damage in the middle.
 //!   - `log::disk::verify`: the offline scan behind `girok verify`.
 //! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`.
 //! - [`server`]: [`server::run`], which serves the `Log` service with health, reflection, explicit
