@@ -188,6 +188,8 @@ enum FlipAt {
     Payload,
     OffsetField,
     LengthField,
+    /// The length's top byte: the frame then claims to run far past the end of the file.
+    LengthHighByte,
 }
 
 #[test]
@@ -197,12 +199,18 @@ fn a_flipped_bit_mid_log_reads_as_corrupt_at_exactly_that_offset() {
     // nothing else changes.
     for (sealed, frame) in [(true, 0), (true, 1), (true, 2), (false, 0), (false, 1)] {
         for drop_index in [false, true] {
-            for flip in [FlipAt::Payload, FlipAt::OffsetField, FlipAt::LengthField] {
+            for flip in
+                [FlipAt::Payload, FlipAt::OffsetField, FlipAt::LengthField, FlipAt::LengthHighByte]
+            {
                 for close in [false, true] {
-                    let what = format!(
-                        "sealed={sealed} frame={frame} drop_index={drop_index} {flip:?} close={close}"
-                    );
-                    flipped_bit_case(sealed, frame, drop_index, flip, close, &what);
+                    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+                        let what = format!(
+                            "sealed={sealed} frame={frame} drop_index={drop_index} {flip:?} \
+                             close={close} {fsync:?}"
+                        );
+                        let config = small_config(fsync);
+                        flipped_bit_case(sealed, frame, drop_index, flip, close, &config, &what);
+                    }
                 }
             }
         }
@@ -215,11 +223,12 @@ fn flipped_bit_case(
     drop_index: bool,
     flip: FlipAt,
     close: bool,
+    config: &LogConfig,
     what: &str,
 ) {
     let dir = tempfile::tempdir().unwrap();
     // Values of 40 bytes: three frames per 256-byte segment, so the victim has neighbours.
-    let log = open(dir.path(), &config());
+    let log = open(dir.path(), config);
     let value = |o: u64| Bytes::from(vec![o as u8; 40]);
     let n = 21;
     for o in 0..n {
@@ -240,6 +249,7 @@ fn flipped_bit_case(
             FlipAt::Payload => FRAME_HEADER + 10,
             FlipAt::OffsetField => 0,
             FlipAt::LengthField => 16,
+            FlipAt::LengthHighByte => 19,
         };
     flip_bit(&store, at);
     if drop_index {
@@ -252,7 +262,7 @@ fn flipped_bit_case(
     assert_eq!(segment.corrupt, vec![victim..victim + 1], "{what}");
 
     for round in 0..2 {
-        let log = open(dir.path(), &config());
+        let log = open(dir.path(), config);
         let next = n + round * 2;
         assert_eq!(log.next_offset(), next, "{what}: next offset moved");
         for o in 0..next {

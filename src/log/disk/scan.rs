@@ -58,18 +58,9 @@ pub fn scan(
             out.valid_end = pos;
             continue;
         }
-        let Some((next_pos, next_offset)) = window.resync(pos + 1, offset)? else {
+        let Some((next_pos, next_offset)) = window.next_good_frame(pos, offset)? else {
             break;
         };
-        // A frame whose header names the expected offset but whose length runs past the end of
-        // the file is what a write cut short leaves. A valid-looking frame inside its bytes may
-        // be a client's payload, not a record of ours: believe it only if valid frames follow it
-        // right to the end of the file, which a torn write does not leave.
-        if window.claims_past_end(pos, offset)?
-            && !window.chain_reaches_end(next_pos, next_offset)?
-        {
-            break;
-        }
         let budget = max_records - (offset - first);
         let damaged = (next_offset - offset).min(budget);
         out.positions.extend(std::iter::repeat_n(pos, damaged as usize));
@@ -125,19 +116,77 @@ impl<'a> Window<'a> {
         Ok(header.checks(head, payload).then_some(header))
     }
 
-    /// Whether the frame at `pos` names `offset` and, by its length, runs past the file's end.
-    fn claims_past_end(&mut self, pos: u64, offset: u64) -> io::Result<bool> {
-        let Some(head) = self.bytes(pos, FRAME_HEADER_BYTES)? else { return Ok(true) };
-        let header = FrameHeader::decode(head);
-        Ok(header.offset == offset && pos.saturating_add(header.frame_len()) > self.len)
+    /// The next frame worth trusting after the failed frame at `pos` (which should hold
+    /// `offset`), or `None` when everything from `pos` on is a torn tail.
+    ///
+    /// A valid-looking frame inside the failed frame's bytes may be a client's payload, not a
+    /// record of ours, so what the failed frame's header still says decides what counts:
+    /// - it names `offset` and a length inside the file: a frame found within that length counts
+    ///   only if the length field was the damage (the failed frame checks when cut there);
+    /// - it names `offset` and runs past the end of the file (a write cut short, or a flipped
+    ///   length): a frame found counts only if valid frames follow it to the end of the data,
+    ///   which a torn write does not leave;
+    /// - its header is damaged: any valid frame with a plausible later offset counts.
+    fn next_good_frame(&mut self, pos: u64, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let claimed = self.claimed_end(pos, offset)?;
+        let mut from = pos + 1;
+        while let Some((next_pos, next_offset)) = self.resync(from, offset)? {
+            let trusted = match claimed {
+                Some(end) if end <= self.len => {
+                    next_pos >= end || self.length_was_the_damage(pos, next_pos)?
+                }
+                Some(_) => self.chain_reaches_end(next_pos, next_offset)?,
+                None => true,
+            };
+            if trusted {
+                return Ok(Some((next_pos, next_offset)));
+            }
+            from = next_pos + 1;
+        }
+        Ok(None)
     }
 
-    /// Whether valid frames from `pos` (the first holding `offset`) run exactly to the end.
+    /// Whether the frame at `pos` would check if its length field said it ends at `end`.
+    fn length_was_the_damage(&mut self, pos: u64, end: u64) -> io::Result<bool> {
+        let Some(length) = end.checked_sub(pos + FRAME_HEADER_BYTES) else { return Ok(false) };
+        let Ok(length) = u32::try_from(length) else { return Ok(false) };
+        let Some(frame) = self.bytes(pos, end - pos)? else { return Ok(false) };
+        let mut head = [0u8; FRAME_HEADER_BYTES as usize];
+        head.copy_from_slice(&frame[..FRAME_HEADER_BYTES as usize]);
+        head[16..20].copy_from_slice(&length.to_le_bytes());
+        let repaired = FrameHeader::decode(&head);
+        Ok(repaired.checks(&head, &frame[FRAME_HEADER_BYTES as usize..]))
+    }
+
+    /// Where the frame at `pos` ends by its own length field, when its header names `offset`
+    /// (a whole header past the end of the file names nothing).
+    fn claimed_end(&mut self, pos: u64, offset: u64) -> io::Result<Option<u64>> {
+        let Some(head) = self.bytes(pos, FRAME_HEADER_BYTES)? else { return Ok(None) };
+        let header = FrameHeader::decode(head);
+        Ok((header.offset == offset).then(|| pos.saturating_add(header.frame_len())))
+    }
+
+    /// Whether valid frames from `pos` (the first holding `offset`) run to the end of the data:
+    /// the end of the file, or zeros up to it (space preallocated and never written).
     fn chain_reaches_end(&mut self, mut pos: u64, mut offset: u64) -> io::Result<bool> {
         while pos < self.len {
-            let Some(header) = self.valid_frame(pos, offset)? else { return Ok(false) };
-            pos += header.frame_len();
+            match self.valid_frame(pos, offset)? {
+                Some(header) => pos += header.frame_len(),
+                None => return self.zeros_to_end(pos),
+            }
             offset += 1;
+        }
+        Ok(true)
+    }
+
+    /// Whether every byte from `pos` to the end of the file is zero.
+    fn zeros_to_end(&mut self, mut pos: u64) -> io::Result<bool> {
+        while pos < self.len {
+            let n = WINDOW_BYTES.min(self.len - pos);
+            match self.bytes(pos, n)? {
+                Some(bytes) if bytes.iter().all(|&b| b == 0) => pos += n,
+                _ => return Ok(false),
+            }
         }
         Ok(true)
     }
@@ -206,6 +255,16 @@ mod tests {
         let torn = positions[2] + FRAME_HEADER_BYTES + 8 + embedded.len() as u64 + 5;
         store.cut(torn).unwrap();
         let found = scan_all(&store);
+        assert_eq!(found.positions, positions[..2]);
+        assert!(found.corrupt.is_empty());
+        assert_eq!(found.valid_end, positions[2]);
+
+        // The same with preallocated zeros after the tear (fsync=always): the torn frame's
+        // length now ends inside the file, and still nothing inside it counts.
+        let zeros = vec![0u8; 4096];
+        store.file().write_all_at(&zeros, torn).unwrap();
+        let len = torn + zeros.len() as u64;
+        let found = scan(store.file().as_ref(), STORE_HEADER_BYTES, len, 10, u64::MAX).unwrap();
         assert_eq!(found.positions, positions[..2]);
         assert!(found.corrupt.is_empty());
         assert_eq!(found.valid_end, positions[2]);

@@ -156,7 +156,7 @@ impl Segment {
             tracing::warn!(
                 base,
                 cut_bytes = store.size() - found.valid_end,
-                "cutting a torn tail off the active segment"
+                "cutting the active segment after its last valid frame (a torn write, or space preallocated and never written)"
             );
             store.cut(found.valid_end)?;
         } else {
@@ -334,11 +334,11 @@ fn frame_header(store: &Store, pos: u64) -> io::Result<FrameHeader> {
 
 /// Whether the frame at `pos` is whole, checks, and holds `offset`.
 fn frame_checks(store: &Store, pos: u64, offset: u64) -> io::Result<Option<FrameHeader>> {
-    if pos + FRAME_HEADER_BYTES > store.size() {
+    if pos.saturating_add(FRAME_HEADER_BYTES) > store.size() {
         return Ok(None);
     }
     let header = frame_header(store, pos)?;
-    if header.offset != offset || pos + header.frame_len() > store.size() {
+    if header.offset != offset || pos.saturating_add(header.frame_len()) > store.size() {
         return Ok(None);
     }
     let frame = store.read(pos, header.frame_len())?;
@@ -357,7 +357,7 @@ fn sealed_index_checks(store: &Store, index: &Index, base: u64, expected: u64) -
         return Ok(false);
     }
     let Some(pos) = index.position(expected - 1) else { return Ok(false) };
-    if pos + FRAME_HEADER_BYTES > store.size() {
+    if pos.saturating_add(FRAME_HEADER_BYTES) > store.size() {
         return Ok(false);
     }
     let header = frame_header(store, pos)?;

@@ -234,7 +234,10 @@ impl Store {
         match self.file.write_all_at(&zeros, from) {
             Ok(()) => self.allocated = target,
             Err(err) => {
+                // Most likely a full disk: stop trying for this segment, so that appends do not
+                // fill the disk with zeros over and over.
                 tracing::debug!(error = %err, "could not preallocate store space");
+                self.preallocate = None;
                 if self.file.set_len(from).is_ok() {
                     self.allocated = from;
                 }
@@ -244,10 +247,8 @@ impl Store {
 
     /// Cuts preallocated zeros off the end of the file, so its length is its data.
     pub fn trim(&mut self) -> io::Result<()> {
-        if self.allocated > self.size {
-            self.file.set_len(self.size)?;
-            self.allocated = self.size;
-        }
+        self.file.set_len(self.size)?;
+        self.allocated = self.size;
         self.preallocate = None;
         Ok(())
     }
