@@ -583,31 +583,46 @@ fn a_zeroed_run_of_frames_mid_log_reads_as_corrupt_exactly_there() {
     }
 }
 
+/// A 40-byte value per offset: three frames per 256-byte segment, so segments have neighbours.
+fn value40(offset: u64) -> Bytes {
+    Bytes::from(vec![offset as u8; 40])
+}
+
+/// Writes `[0, n)` of [`value40`] into a new log at `dir` and closes it.
+fn closed_log_of_value40(dir: &Path, n: u64) {
+    let log = open(dir, &config());
+    for o in 0..n {
+        log.append(value40(o)).unwrap();
+    }
+    log.close().unwrap();
+}
+
+/// Every offset in `[0, n)` reads its [`value40`], except that offsets in `corrupt` may read as
+/// Corrupt (and nothing else does).
+fn assert_reads_value40_or_corrupt_in(log: &DiskLog, n: u64, corrupt: std::ops::Range<u64>) {
+    for o in 0..n {
+        match log.read(o) {
+            Err(Error::Corrupt { offset, .. }) => {
+                assert!(corrupt.contains(&offset), "offset {offset} read as corrupt")
+            }
+            Ok(record) => assert_eq!(record.value, value40(o)),
+            Err(other) => panic!("offset {o}: {other}"),
+        }
+    }
+}
+
 #[test]
 fn a_damaged_index_entry_reads_as_corrupt_and_never_runs_past_the_store() {
     // A middle entry of a sealed index pointing far past its store (a flipped high bit) passes
     // the cheap open-time check; reads of the offsets around it fail as Corrupt, they do not
     // read (or allocate) past the store, and every other record reads fine.
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), &config());
-    let value = |o: u64| Bytes::from(vec![o as u8; 40]);
-    for o in 0..12 {
-        log.append(value(o)).unwrap();
-    }
-    log.close().unwrap();
-    drop(log);
+    closed_log_of_value40(dir.path(), 12);
     let base = segment_bases(dir.path())[1];
-    let index = index_file(dir.path(), base);
     // Entry 1's position field is bytes 16..24; its top byte is 23.
-    flip_bit(&index, 23);
+    flip_bit(&index_file(dir.path(), base), 23);
     let log = open(dir.path(), &config());
-    for o in 0..12 {
-        match log.read(o) {
-            Err(Error::Corrupt { offset, .. }) => assert!(offset == base || offset == base + 1),
-            Ok(record) => assert_eq!(record.value, value(o)),
-            Err(other) => panic!("offset {o}: {other}"),
-        }
-    }
+    assert_reads_value40_or_corrupt_in(&log, 12, base..base + 2);
     assert!(matches!(log.read(base + 1), Err(Error::Corrupt { .. })));
 }
 
@@ -616,27 +631,13 @@ fn a_damaged_sealed_store_header_reads_as_corrupt_without_renumbering() {
     // A sealed store whose header is not girok's no longer stops the log from opening: its
     // offsets read as Corrupt, the others read fine, and the next offset is unchanged.
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), &config());
-    let value = |o: u64| Bytes::from(vec![o as u8; 40]);
-    for o in 0..12 {
-        log.append(value(o)).unwrap();
-    }
-    log.close().unwrap();
-    drop(log);
+    closed_log_of_value40(dir.path(), 12);
     let bases = segment_bases(dir.path());
     let (base, next_base) = (bases[1], bases[2]);
     flip_bit(&store_file(dir.path(), base), 0);
     let log = open(dir.path(), &config());
     assert_eq!(log.next_offset(), 12);
-    for o in 0..12 {
-        match log.read(o) {
-            Err(Error::Corrupt { offset, .. }) => {
-                assert!((base..next_base).contains(&offset), "offset {offset} read as corrupt")
-            }
-            Ok(record) => assert_eq!(record.value, value(o)),
-            Err(other) => panic!("offset {o}: {other}"),
-        }
-    }
+    assert_reads_value40_or_corrupt_in(&log, 12, base..next_base);
     assert!(matches!(log.read(base), Err(Error::Corrupt { .. })));
     assert!(!verify(dir.path()).unwrap().is_ok());
 }
