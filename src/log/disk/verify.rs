@@ -10,7 +10,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use super::file::open_read_only;
+use super::file::{SegmentFile, open_read_only};
 use super::scan::scan;
 use super::segment::{is_unborn, store_path};
 use super::store::{STORE_HEADER_BYTES, check_header};
@@ -29,6 +29,9 @@ pub struct SegmentReport {
     pub corrupt: Vec<Range<u64>>,
     /// Bytes after the last valid frame of the last segment (a torn tail, cut on next open).
     pub torn_tail_bytes: u64,
+    /// Whether those bytes are all zeros: space preallocated under `fsync=always` (a live or
+    /// crashed log has it), or a write that never reached the disk.
+    pub tail_is_zeros: bool,
     /// Why the store file itself cannot be read, if it cannot.
     pub header_error: Option<String>,
 }
@@ -90,6 +93,7 @@ fn verify_segment(dir: &Path, base: u64, next_base: Option<u64>) -> Result<Segme
         payload_bytes: 0,
         corrupt: Vec::new(),
         torn_tail_bytes: 0,
+        tail_is_zeros: false,
         header_error: None,
     };
     let mut header = [0u8; STORE_HEADER_BYTES as usize];
@@ -127,9 +131,26 @@ fn verify_segment(dir: &Path, base: u64, next_base: Option<u64>) -> Result<Segme
                 ));
             }
         }
-        None => report.torn_tail_bytes = len - found.valid_end,
+        None => {
+            report.torn_tail_bytes = len - found.valid_end;
+            report.tail_is_zeros = all_zeros(file.as_ref(), found.valid_end, len)?;
+        }
     }
     Ok(report)
+}
+
+/// Whether the bytes `[from, to)` of `file` are all zero.
+fn all_zeros(file: &dyn SegmentFile, mut from: u64, to: u64) -> Result<bool> {
+    let mut buf = vec![0u8; 1 << 20];
+    while from < to {
+        let n = (to - from).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], from)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        from += n as u64;
+    }
+    Ok(true)
 }
 
 impl fmt::Display for VerifyReport {
@@ -146,8 +167,13 @@ impl fmt::Display for VerifyReport {
             for r in &s.corrupt {
                 write!(f, "; CORRUPT offsets [{}, {})", r.start, r.end)?;
             }
-            if s.torn_tail_bytes > 0 {
-                write!(f, "; torn tail of {} bytes (cut on next open)", s.torn_tail_bytes)?;
+            match s.torn_tail_bytes {
+                0 => {}
+                n if s.tail_is_zeros => write!(
+                    f,
+                    "; {n} zero bytes after the last record (preallocated space, cut on next open)"
+                )?,
+                n => write!(f, "; torn tail of {n} bytes (cut on next open)")?,
             }
             writeln!(f)?;
         }
