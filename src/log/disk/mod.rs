@@ -268,6 +268,7 @@ impl Shared {
         let crcs: Vec<u32> = values.iter().map(|v| crc32c::crc32c(v)).collect();
         let frame_bytes: u64 = values.iter().map(|v| FRAME_HEADER_BYTES + v.len() as u64).sum();
         let count = values.len() as u64;
+        self.presync_before_roll(frame_bytes, count)?;
 
         let mut guard = self.write_state();
         let state = &mut *guard;
@@ -279,9 +280,7 @@ impl Shared {
             return Ok(point..point);
         }
         let active = state.active();
-        let full = active.store_size() + frame_bytes > self.config.max_store_bytes
-            || count > active.index_room();
-        if active.is_sealed() || (full && active.entries() > 0) {
+        if active.is_sealed() || self.must_roll(active, frame_bytes, count) {
             self.roll(state, count)?;
         }
         let mut frames = std::mem::take(&mut state.scratch);
@@ -313,6 +312,34 @@ impl Shared {
         drop(guard);
         self.sync_to(end)?;
         Ok(start..end)
+    }
+
+    /// Whether a batch of `count` records (`frame_bytes` on disk) must go to a new segment: the
+    /// active one has records and the batch would overflow its store or its index.
+    fn must_roll(&self, active: &Segment, frame_bytes: u64, count: u64) -> bool {
+        active.entries() > 0
+            && (active.store_size() + frame_bytes > self.config.max_store_bytes
+                || count > active.index_room())
+    }
+
+    /// A batch that rolls the log seals the active segment, and sealing syncs its store while
+    /// holding the log's write lock. Under `never` or `interval` that store may hold a whole
+    /// segment of unsynced data, so sync it first, with no lock held: appends and reads go on
+    /// meanwhile, and the sync under the lock finds little left to do. (Under `always` the
+    /// store is synced already.)
+    fn presync_before_roll(&self, frame_bytes: u64, count: u64) -> Result<()> {
+        if self.config.fsync == FsyncPolicy::Always {
+            return Ok(());
+        }
+        let store = {
+            let state = self.read_state();
+            let active = state.segments.last().expect("a log always has a segment");
+            if active.is_sealed() || !self.must_roll(active, frame_bytes, count) {
+                return Ok(());
+            }
+            active.store_file().clone()
+        };
+        store.sync_data().map_err(|err| self.fail("fdatasync of a segment about to be sealed", err))
     }
 
     fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
