@@ -474,19 +474,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 
 /// The base offsets of the segments in `dir`, sorted, and deletes index files with no store.
 fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
-    let mut stores = Vec::new();
-    let mut indexes = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        let parse = |stem: &str| (stem.len() == 20).then(|| stem.parse::<u64>().ok()).flatten();
-        if let Some(base) = name.strip_suffix(".store").and_then(parse) {
-            stores.push(base);
-        } else if let Some(base) = name.strip_suffix(".index").and_then(parse) {
-            indexes.push(base);
-        }
-    }
-    stores.sort_unstable();
+    let (stores, indexes) = segment::list_bases(dir)?;
     for base in indexes.into_iter().filter(|b| stores.binary_search(b).is_err()) {
         std::fs::remove_file(segment::index_path(dir, base))?;
     }

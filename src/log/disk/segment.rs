@@ -27,6 +27,25 @@ pub fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
+/// The base offsets of the segment files in `dir`: stores and indexes, each sorted. Files with
+/// other names are ignored.
+pub fn list_bases(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
+    let (mut stores, mut indexes) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        let parse = |stem: &str| (stem.len() == 20).then(|| stem.parse::<u64>().ok()).flatten();
+        if let Some(base) = name.strip_suffix(".store").and_then(parse) {
+            stores.push(base);
+        } else if let Some(base) = name.strip_suffix(".index").and_then(parse) {
+            indexes.push(base);
+        }
+    }
+    stores.sort_unstable();
+    indexes.sort_unstable();
+    Ok((stores, indexes))
+}
+
 /// Where a committed offset's frame lies, found under the log's lock and read outside it.
 #[derive(Debug)]
 pub struct Located {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::file::{SegmentFile, open_read_only};
 use super::scan::scan;
-use super::segment::{is_unborn, store_path};
+use super::segment::{is_unborn, list_bases, store_path};
 use super::store::{STORE_HEADER_BYTES, check_header};
 use crate::log::Result;
 
@@ -64,18 +64,7 @@ impl VerifyReport {
 
 /// Scans every segment of the data directory `dir`, read-only.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
-    let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".store")
-            && stem.len() == 20
-            && let Ok(base) = stem.parse::<u64>()
-        {
-            bases.push(base);
-        }
-    }
-    bases.sort_unstable();
+    let (bases, _) = list_bases(dir)?;
     let mut report = VerifyReport::default();
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
