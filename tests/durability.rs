@@ -291,3 +291,30 @@ fn records_recovered_after_a_crash_are_synced_before_they_are_served() {
     assert_eq!(log.next_offset(), served, "a record served after recovery was lost");
     assert_values(&log, 0..served);
 }
+
+#[test]
+fn concurrent_appends_under_always_share_syncs() {
+    // Group commit: appends that arrive while a sync is running wait for the next one and share
+    // it, instead of each paying for a sync of its own; every append still returns committed.
+    let dir = tempfile::tempdir().unwrap();
+    // One segment for the whole test, so that every sync counted is an append's.
+    let config = LogConfig { fsync: FsyncPolicy::Always, ..LogConfig::default() };
+    let (log, files) = open_faulty(dir.path(), &config);
+    files.slow_sync(Duration::from_millis(2));
+    let before = files.sync_count();
+    let (threads, per_thread) = (8u64, 25u64);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per_thread {
+                    let offset = log.append(Bytes::from_static(b"shared")).unwrap();
+                    assert!(offset < log.next_offset(), "append returned before its commit");
+                }
+            });
+        }
+    });
+    let appends = threads * per_thread;
+    let syncs = files.sync_count() - before;
+    assert_eq!(log.next_offset(), appends);
+    assert!(syncs <= appends / 2, "{syncs} syncs for {appends} concurrent appends: too few shared");
+}

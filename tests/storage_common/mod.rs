@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -138,6 +138,10 @@ pub struct Faults {
     pub fail_sync: AtomicBool,
     /// Writes put half their bytes in the file and then fail with ENOSPC.
     pub enospc: AtomicBool,
+    /// Microseconds every `sync_data` takes before it starts (a slow disk).
+    sync_delay_us: AtomicU64,
+    /// How many `sync_data` calls succeeded.
+    syncs: AtomicU64,
     /// Set by a power cut: the machine is gone, every later mutation fails.
     dead: AtomicBool,
     /// Serialises mutations with snapshots and the power cut, so a write either lands before
@@ -165,6 +169,16 @@ impl FaultyFiles {
     /// Makes every later `sync_data` fail (or succeed again).
     pub fn fail_sync(&self, on: bool) {
         self.faults.fail_sync.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes every later `sync_data` take `delay` longer, as on a slow disk.
+    pub fn slow_sync(&self, delay: std::time::Duration) {
+        self.faults.sync_delay_us.store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// How many `sync_data` calls have succeeded so far.
+    pub fn sync_count(&self) -> u64 {
+        self.faults.syncs.load(Ordering::SeqCst)
     }
 
     /// Makes every later write fail with ENOSPC after writing half its bytes (or work again).
@@ -238,6 +252,10 @@ impl SegmentFile for FaultyFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let delay = self.faults.sync_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
         let _guard = self.faults.mutate.lock().unwrap();
         if self.faults.dead.load(Ordering::SeqCst) {
             return Err(dead());
@@ -248,6 +266,7 @@ impl SegmentFile for FaultyFile {
         self.file.sync_data()?;
         let content = std::fs::read(&self.path)?;
         self.faults.synced.lock().unwrap().insert(self.path.clone(), content);
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

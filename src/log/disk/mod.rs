@@ -25,7 +25,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, mpsc};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -77,15 +77,19 @@ struct Shared {
     index_capacity: u64,
     /// The segments and the write position; see the module doc for who takes it and how long.
     state: RwLock<State>,
-    /// The commit point. Written under `sync_lock` (policy `Always`) or the state's write lock
+    /// The commit point. Written by the sync turn's holder (policy `Always`) or under the state's write lock
     /// (other policies); read without a lock.
     committed: AtomicU64,
     /// The commit point's sender; `None` once closed, which ends every waiter. Its own lock, so
     /// that subscribing never waits behind an append or a segment roll; taken after `state` when
     /// both are held.
     commit: RwLock<Option<watch::Sender<u64>>>,
-    /// Serialises syncs, so concurrent appends share one (group commit).
-    sync_lock: Mutex<()>,
+    /// Whether a thread holds the turn to sync ([`SyncTurn`]): one sync runs at a time, and
+    /// the appends waiting for it are woken by `sync_done` as soon as the commit point covers
+    /// them, so they share it (group commit) instead of queueing for syncs of their own.
+    syncing: Mutex<bool>,
+    /// Signalled whenever a sync turn ends.
+    sync_done: Condvar,
     /// Set once by the first failed sync; from then on appends fail.
     failed: OnceLock<String>,
     /// Holds the directory's exclusive lock until the log is closed or dropped.
@@ -141,7 +145,8 @@ impl DiskLog {
             state: RwLock::new(State { segments, written, scratch: Vec::new(), closed: false }),
             committed: AtomicU64::new(written),
             commit: RwLock::new(Some(watch::Sender::new(written))),
-            sync_lock: Mutex::new(()),
+            syncing: Mutex::new(false),
+            sync_done: Condvar::new(),
             failed: OnceLock::new(),
             lock,
             config,
@@ -179,8 +184,28 @@ impl Shared {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_sync(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.sync_lock.lock().unwrap_or_else(|e| e.into_inner())
+    /// Waits for the turn to sync (or to close).
+    fn lock_sync(&self) -> SyncTurn<'_> {
+        self.sync_turn(None).expect("an unconditional wait ends with the turn")
+    }
+
+    /// Waits for the turn to sync. With `Some(target)`, gives up (`None`) as soon as the commit
+    /// point reaches `target` or the log turns read-only, so an append a running sync covered
+    /// never waits for another one.
+    fn sync_turn(&self, target: Option<u64>) -> Option<SyncTurn<'_>> {
+        let mut syncing = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(target) = target
+                && (self.committed.load(Ordering::Acquire) >= target || self.failed.get().is_some())
+            {
+                return None;
+            }
+            if !*syncing {
+                *syncing = true;
+                return Some(SyncTurn(self));
+            }
+            syncing = self.sync_done.wait(syncing).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -201,15 +226,18 @@ impl Shared {
     /// Makes the log durable up to `target` (group commit): returns at once if a sync already
     /// covered it, otherwise syncs everything written so far.
     fn sync_to(&self, target: u64) -> Result<()> {
-        let _sync = self.lock_sync();
+        let turn = self.sync_turn(Some(target));
         if self.committed.load(Ordering::Acquire) >= target {
             return Ok(());
         }
-        self.sync_now()
+        match turn {
+            Some(_turn) => self.sync_now(),
+            None => self.check_writable(),
+        }
     }
 
-    /// Syncs the active store; under `Always`, publishes the new commit point. Call with
-    /// `sync_lock` held.
+    /// Syncs the active store; under `Always`, publishes the new commit point. Call holding the
+    /// sync turn.
     fn sync_now(&self) -> Result<()> {
         self.check_writable()?;
         let (written, file) = {
@@ -454,6 +482,16 @@ impl CommitLog for DiskLog {
         *shared.commit.write().unwrap_or_else(|e| e.into_inner()) = None;
         let _ = shared.lock.unlock();
         outcome.map_err(|err| shared.fail("closing the log", err))
+    }
+}
+
+/// The exclusive turn to sync; ending it wakes every thread waiting in [`Shared::sync_turn`].
+struct SyncTurn<'a>(&'a Shared);
+
+impl Drop for SyncTurn<'_> {
+    fn drop(&mut self) {
+        *self.0.syncing.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.sync_done.notify_all();
     }
 }
 
