@@ -98,14 +98,12 @@ impl Args {
     }
 }
 
-/// The one place the log is constructed.
-///
-/// Until the disk log lands this serves an in-memory log (nothing survives a restart); switching
-/// to `DiskLog::open(&args.data_dir, config)` here is the whole change.
-fn open_log(args: &Args) -> girok::log::Result<Arc<dyn CommitLog>> {
-    let log = DiskLog::open(&args.data_dir, args.log_config())?;
+/// Opens the disk log in `data_dir`, recovering it from any crash. Blocking: call it off the
+/// runtime's workers.
+fn open_log(data_dir: PathBuf, config: LogConfig) -> girok::log::Result<Arc<dyn CommitLog>> {
+    let log = DiskLog::open(&data_dir, config)?;
     tracing::info!(
-        data_dir = %args.data_dir.display(),
+        data_dir = %data_dir.display(),
         lowest_offset = log.lowest_offset(),
         next_offset = log.next_offset(),
         "opened log"
@@ -170,7 +168,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let log = open_log(&args)?;
+    let (data_dir, config) = (args.data_dir.clone(), args.log_config());
+    let log = tokio::task::spawn_blocking(move || open_log(data_dir, config)).await??;
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
