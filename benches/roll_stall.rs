@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use girok::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
 
 const RUNS: usize = 5;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use girok::client::Client;
-use girok::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig, MemoryLog};
+use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig, MemoryLog};
 use girok::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;

@@ -11,9 +11,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
+use crate::api::errors::{key, reason};
 pub use crate::api::v1::log_client::LogClient;
-use crate::api::v1::{ConsumeRequest, OffsetsRequest, ProduceRequest, ProduceResponse, Record};
-use crate::server::status::{REASON_CORRUPT, REASON_OUT_OF_RANGE};
+use crate::api::v1::{self, ConsumeRequest, OffsetsRequest, ProduceRequest, ProduceResponse};
+use crate::storage::Record;
 
 /// The largest message the client decodes: well above any server's record limit.
 const MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -65,15 +66,15 @@ impl From<Status> for ClientError {
         let info = details.error_info();
         let field = |name: &str| info.and_then(|i| i.metadata.get(name)?.parse::<u64>().ok());
         match (status.code(), info.map(|i| i.reason.as_str())) {
-            (Code::OutOfRange, Some(REASON_OUT_OF_RANGE)) => {
-                match (field("offset"), field("lowest_offset"), field("next_offset")) {
+            (Code::OutOfRange, Some(reason::OFFSET_OUT_OF_RANGE)) => {
+                match (field(key::OFFSET), field(key::LOWEST_OFFSET), field(key::NEXT_OFFSET)) {
                     (Some(offset), Some(lowest_offset), Some(next_offset)) => {
                         Self::OffsetOutOfRange { offset, lowest_offset, next_offset }
                     }
                     _ => Self::Status(Box::new(status)),
                 }
             }
-            (Code::DataLoss, Some(REASON_CORRUPT)) => match field("offset") {
+            (Code::DataLoss, Some(reason::RECORD_CORRUPT)) => match field(key::OFFSET) {
                 Some(offset) => Self::RecordCorrupt { offset },
                 None => Self::Status(Box::new(status)),
             },
@@ -117,7 +118,8 @@ impl Client {
     /// Reads the record at `offset`.
     pub async fn consume(&mut self, offset: u64) -> Result<Record> {
         let response = self.inner.consume(ConsumeRequest { offset }).await?.into_inner();
-        response.record.ok_or_else(|| Status::internal("the server sent no record").into())
+        let record = response.record.ok_or_else(|| Status::internal("the server sent no record"))?;
+        Ok(record.into())
     }
 
     /// The committed range `[lowest_offset, next_offset)`.
@@ -144,7 +146,7 @@ impl Client {
 }
 
 fn produce_request(value: Bytes) -> ProduceRequest {
-    ProduceRequest { record: Some(Record { value, offset: 0 }) }
+    ProduceRequest { record: Some(v1::Record { value, ..v1::Record::default() }) }
 }
 
 /// The acks of a ProduceStream.
@@ -160,7 +162,7 @@ impl Acks {
 
 /// The records of a ConsumeStream.
 #[derive(Debug)]
-pub struct Records(Streaming<crate::api::v1::ConsumeResponse>);
+pub struct Records(Streaming<v1::ConsumeResponse>);
 
 impl Records {
     /// The next record; `None` if the server ended the stream with OK.
@@ -169,7 +171,7 @@ impl Records {
             match self.0.message().await? {
                 Some(response) => {
                     if let Some(record) = response.record {
-                        return Ok(Some(record));
+                        return Ok(Some(record.into()));
                     }
                 }
                 None => return Ok(None),

@@ -8,10 +8,10 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use girok::log::{CommitLog, DiskLog, Error, LogConfig};
+//! use girok::storage::{CommitLog, DiskConfig, DiskLog, Error};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let log = DiskLog::open(dir.path(), LogConfig::default())?;
+//! let log = DiskLog::open(dir.path(), DiskConfig::default())?;
 //! assert_eq!(log.append(Bytes::from_static(b"hello"))?, 0);
 //! assert_eq!(log.append_batch(&[Bytes::from_static(b"a"), Bytes::new()])?, 1..3);
 //! assert_eq!(log.read(0)?.value, "hello");
@@ -22,29 +22,47 @@
 //!
 //! # Layout
 //!
-//! - [`log`]: the storage layer. [`log::CommitLog`] is the contract every log keeps;
-//!   [`log::DiskLog`] is the segmented on-disk log and [`log::MemoryLog`] the in-memory one.
-//!   - `log::disk::file`: the narrow file seam the store writes through (positional writes, sync).
-//!   - `log::disk::store`: a segment's store file of checksummed frames.
-//!   - `log::disk::index`: a segment's memory-mapped index (the only `unsafe` in the crate).
-//!   - `log::disk::segment`: one store + index pair, and its recovery on open.
-//!   - `log::disk::scan`: the forward frame scan behind index rebuilds, torn-tail repair and
-//!     verify; it tells a torn tail from damage in the middle.
-//!   - `log::disk::verify`: the offline scan behind `girok verify`.
-//! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`.
-//! - [`server`]: [`server::run`], which serves the `Log` service with health, reflection, explicit
-//!   HTTP/2 limits and graceful shutdown.
-//!   - `server::config`: [`server::ServerConfig`], every limit with its default.
-//!   - `server::service`: the unary RPCs and the blocking-pool bridge to storage.
-//!   - `server::produce_stream`: pipelined, batched appends with in-order acks.
-//!   - `server::consume_stream`: replay, then live delivery on the commit-point watch.
-//!   - [`server::status`]: the one storage-error-to-status mapping, with rich details.
-//!   - `server::drain`: the shutdown signal endless streams watch.
-//! - [`client`]: a small typed wrapper over the generated client, decoding error details.
+//! Dependencies point one way: the binaries → [`server`] and [`client`] → [`api`] and
+//! [`storage`]. Storage imports nothing else of the crate; the client never imports the server.
+//!
+//! - [`storage`]: the storage layer: bytes, offsets and its own [`storage::Error`].
+//!   [`storage::CommitLog`] is the contract every log keeps; [`storage::MemoryLog`] keeps it in
+//!   memory and [`storage::DiskLog`] on disk.
+//!   - `storage::config`: [`storage::LogConfig`], the record rules every log keeps.
+//!   - `storage::locks`: the one lock-poisoning policy (a poisoned lock turns a log read-only).
+//!   - `storage::disk`: the segmented on-disk log, one idea per file: `config` (segment sizes,
+//!     [`storage::FsyncPolicy`]), `commit` (the commit point and group commit), `syncer` (the
+//!     interval sync thread), `dir` (the directory's lock, file names and listing), `segment`
+//!     (a store + index pair), `recovery` (opening segments after a crash), `store` (checksummed
+//!     frames), `index` (the memory-mapped index: the only `unsafe` in the crate), `scan` (the
+//!     forward frame scan that tells a torn tail from damage in the middle), `fs` (the file seam
+//!     a test backend replaces) and `verify` (the offline check behind `girok verify`).
+//! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`, and
+//!   [`api::errors`], the error-detail vocabulary server and client share.
+//! - [`server`]: [`server::run`] serves the `Log` service with health, reflection, explicit HTTP/2
+//!   limits and graceful shutdown; `router` puts the services together, `rpc` holds the RPCs,
+//!   `handle` is the one async door to storage, `wire` converts messages, `status` maps errors,
+//!   `drain` signals shutdown, and [`server::ServerConfig`] holds every limit.
+//! - [`client`]: a small typed client over the generated one, decoding error details.
 //! - `src/bin/girok-server.rs`: the server binary (flags → [`server::run`]).
 //! - `src/bin/girok.rs`: the command-line client and `girok verify`.
+//!
+//! # Features
+//!
+//! `internals` makes the test seams public (the file seam, `DiskLog::open_with`, the store and
+//! index modules) for the crate's own tests, benches and fuzz targets. A normal build has none.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
 pub mod client;
-pub mod log;
 pub mod server;
+pub mod storage;
+pub mod units;
+
+pub use storage::Record;
+
+/// The data directory the server and `girok verify` use when none is given: `data`, relative to
+/// the working directory.
+pub const DEFAULT_DATA_DIR: &str = "data";

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
 use girok::client::{Client, ClientError};
-use girok::log::{CommitLog, LogConfig, MemoryLog};
+use girok::storage::{CommitLog, LogConfig, MemoryLog};
 use girok::server::ServerConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use girok::log::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog};
+use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog};
 use tempfile::TempDir;
 
 /// A log under test and whatever must outlive it (the temp dir of a disk log).

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use girok::log::disk::verify;
-use girok::log::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
+use girok::storage::disk::verify;
+use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
 use storage_common::*;
 
 fn open_faulty(dir: &Path, config: &LogConfig) -> (DiskLog, FaultyFiles) {

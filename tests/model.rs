@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use girok::log::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog, Record};
+use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog, Record};
 use proptest::prelude::*;
 use storage_common::{FaultyFiles, segment_bases};
 
@@ -225,7 +225,7 @@ fn run(dir: &Path, config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError>
         prop_assert!(same_record(&d, &o), "final read {}", offset);
     }
     log.close().expect("close");
-    prop_assert!(girok::log::disk::verify(dir).expect("verify").is_ok());
+    prop_assert!(girok::storage::disk::verify(dir).expect("verify").is_ok());
     Ok(())
 }
 

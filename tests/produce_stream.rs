@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
 use girok::api::v1::{ProduceRequest, Record};
-use girok::log::{CommitLog, Error, LogConfig};
+use girok::storage::{CommitLog, Error, LogConfig};
 use girok::server::ServerConfig;
 use tonic::Code;
 

@@ -9,8 +9,8 @@ mod storage_common;
 use std::path::Path;
 
 use bytes::Bytes;
-use girok::log::disk::verify;
-use girok::log::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
+use girok::storage::disk::verify;
+use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
 use storage_common::*;
 
 fn config() -> LogConfig {

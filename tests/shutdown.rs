@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
-use girok::log::LogConfig;
+use girok::storage::LogConfig;
 use girok::server::ServerConfig;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;

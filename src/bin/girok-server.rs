@@ -9,39 +9,46 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use girok::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
 use girok::server::{self, ServerConfig};
+use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, LogConfig};
+use girok::units::{parse_duration, parse_size};
 use tokio::net::TcpListener;
 
 /// Serves a girok commit log over gRPC.
+///
+/// Sizes take units (`128MiB`, `64KB`) or a plain byte count; durations take units (`100ms`,
+/// `5s`, `7d`) or a plain number in the unit the flag names.
 #[derive(Debug, Parser)]
 #[command(name = "girok-server", version)]
 struct Args {
     /// Address to listen on. Port 0 picks a free port; the bound address is printed on stdout as
     /// `listening on ADDR`.
-    #[arg(long, env = "GIROK_ADDR", default_value = "127.0.0.1:8400")]
+    #[arg(long, env = "GIROK_LISTEN_ADDR", default_value = "127.0.0.1:8400")]
     addr: SocketAddr,
     /// Directory holding the log's segments (created if missing), relative to the working
-    /// directory: `make run` uses `./data`.
-    #[arg(long, env = "GIROK_DATA_DIR", default_value = "./data")]
+    /// directory.
+    #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// A segment's store file rolls over past this size.
-    #[arg(long, env = "GIROK_SEGMENT_MAX_STORE_BYTES", default_value_t = LogConfig::default().max_store_bytes)]
+    #[arg(long, env = "GIROK_SEGMENT_MAX_STORE_BYTES", default_value = "128MiB", value_parser = parse_size)]
     segment_max_store_bytes: u64,
     /// A segment's index file size; the segment rolls when it is full.
-    #[arg(long, env = "GIROK_SEGMENT_MAX_INDEX_BYTES", default_value_t = LogConfig::default().max_index_bytes)]
+    #[arg(long, env = "GIROK_SEGMENT_MAX_INDEX_BYTES", default_value = "16MiB", value_parser = parse_size)]
     segment_max_index_bytes: u64,
     /// The largest record value accepted; larger ones get INVALID_ARGUMENT.
-    #[arg(long, env = "GIROK_MAX_RECORD_BYTES", default_value_t = LogConfig::default().max_record_bytes)]
+    #[arg(long, env = "GIROK_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_record_size)]
     max_record_bytes: usize,
     /// When appended records are synced to stable storage (see README, "Durability").
     #[arg(long, env = "GIROK_FSYNC", value_enum, default_value_t = Fsync::Always)]
     fsync: Fsync,
-    /// Sync period under `--fsync interval`, in milliseconds.
-    #[arg(long, env = "GIROK_FSYNC_INTERVAL_MS", default_value_t = 100)]
-    fsync_interval_ms: u64,
-    /// How long in-flight calls get to finish on shutdown, e.g. `5s`, `500ms`.
-    #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    /// Sync period under `--fsync interval`; a plain number is milliseconds.
+    #[arg(long, env = "GIROK_FSYNC_INTERVAL", default_value = "100ms", value_parser = parse_millis)]
+    fsync_interval: Duration,
+    /// The older spelling of `--fsync-interval`, in milliseconds; still accepted.
+    #[arg(long, env = "GIROK_FSYNC_INTERVAL_MS", hide = true, conflicts_with = "fsync_interval", value_parser = parse_millis)]
+    fsync_interval_ms: Option<Duration>,
+    /// How long in-flight calls get to finish on shutdown; a plain number is seconds.
+    #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_seconds)]
     shutdown_grace: Duration,
     /// Log line format on stderr. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "GIROK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -52,7 +59,7 @@ struct Args {
 enum Fsync {
     /// Acknowledge only after fdatasync: survives power loss.
     Always,
-    /// Sync in the background every `--fsync-interval-ms`.
+    /// Sync in the background every `--fsync-interval`.
     Interval,
     /// Leave write-back to the OS.
     Never,
@@ -64,43 +71,42 @@ enum LogFormat {
     Json,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 5s"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {s:?}: use ms, s or m")),
-    }
+fn parse_record_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    usize::try_from(size).map_err(|_| format!("{text:?} is too large"))
+}
+
+fn parse_millis(text: &str) -> Result<Duration, String> {
+    parse_duration(text, Duration::from_millis(1))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    parse_duration(text, Duration::from_secs(1))
 }
 
 impl Args {
-    fn log_config(&self) -> LogConfig {
-        LogConfig {
+    fn disk_config(&self) -> DiskConfig {
+        let interval = self.fsync_interval_ms.unwrap_or(self.fsync_interval);
+        DiskConfig {
+            log: LogConfig { max_record_bytes: self.max_record_bytes, ..LogConfig::default() },
             max_store_bytes: self.segment_max_store_bytes,
             max_index_bytes: self.segment_max_index_bytes,
-            max_record_bytes: self.max_record_bytes,
             fsync: match self.fsync {
                 Fsync::Always => FsyncPolicy::Always,
-                Fsync::Interval => {
-                    FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
-                }
+                Fsync::Interval => FsyncPolicy::Interval(interval),
                 Fsync::Never => FsyncPolicy::Never,
             },
-            ..LogConfig::default()
         }
     }
 
     fn server_config(&self) -> ServerConfig {
         ServerConfig { shutdown_grace: self.shutdown_grace, ..ServerConfig::default() }
-            .with_max_record_bytes(self.max_record_bytes)
     }
 }
 
 /// Opens the disk log in `data_dir`, recovering it from any crash. Blocking: call it off the
 /// runtime's workers.
-fn open_log(data_dir: PathBuf, config: LogConfig) -> girok::log::Result<Arc<dyn CommitLog>> {
+fn open_log(data_dir: PathBuf, config: DiskConfig) -> girok::storage::Result<Arc<dyn CommitLog>> {
     let log = DiskLog::open(&data_dir, config)?;
     tracing::info!(
         data_dir = %data_dir.display(),
@@ -168,7 +174,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let (data_dir, config) = (args.data_dir.clone(), args.log_config());
+    let (data_dir, config) = (args.data_dir.clone(), args.disk_config());
     let log = tokio::task::spawn_blocking(move || open_log(data_dir, config)).await??;
     let listener = TcpListener::bind(args.addr)
         .await

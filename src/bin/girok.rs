@@ -45,7 +45,7 @@ enum Command {
     /// a summary and exits non-zero on corruption.
     Verify {
         /// The server's data directory.
-        #[arg(long, env = "GIROK_DATA_DIR", default_value = "data")]
+        #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
         data_dir: std::path::PathBuf,
     },
 }
@@ -107,7 +107,7 @@ fn verify(dir: &std::path::Path) -> ExitCode {
         eprintln!("girok: {} is not a directory", dir.display());
         return ExitCode::from(2);
     }
-    match girok::log::disk::verify(dir) {
+    match girok::storage::disk::verify(dir) {
         Ok(report) => {
             println!("{report}");
             if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }

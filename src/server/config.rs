@@ -8,15 +8,13 @@ use std::time::Duration;
 /// buffering, and the shutdown grace period.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// The largest record value a produce accepts; larger ones are rejected with
-    /// `INVALID_ARGUMENT` before they reach the log. Default 1 MiB (the log's own default).
-    pub max_record_bytes: usize,
     /// The largest gRPC message the server decodes. A message above it is rejected with
-    /// `RESOURCE_EXHAUSTED` before it is decoded. Must exceed `max_record_bytes` plus framing so
-    /// that oversized-but-decodable records get the clearer `INVALID_ARGUMENT`. Default 4 MiB.
+    /// `RESOURCE_EXHAUSTED` before it is decoded. [`run`](super::run) raises it to the log's
+    /// record limit plus 64 KiB of framing when that is larger, so that a record just over the
+    /// limit still decodes and gets the clearer `INVALID_ARGUMENT`. Default 4 MiB.
     pub max_decoding_message_size: usize,
-    /// The largest gRPC message the server encodes; must hold a `ConsumeResponse` carrying the
-    /// largest record. Default 4 MiB.
+    /// The largest gRPC message the server encodes; raised like the decode limit, so that a
+    /// `ConsumeResponse` can carry the largest record. Default 4 MiB.
     pub max_encoding_message_size: usize,
     /// After the shutdown signal, how long in-flight calls get to finish before every remaining
     /// connection is dropped. Default 5 s.
@@ -66,7 +64,6 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            max_record_bytes: 1024 * 1024,
             max_decoding_message_size: 4 * 1024 * 1024,
             max_encoding_message_size: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(5),
@@ -89,12 +86,10 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// A config whose message limits fit `max_record_bytes`: both message limits become at least
-    /// the record limit plus 64 KiB of framing, so a record just over the limit still decodes and
-    /// gets `INVALID_ARGUMENT`, and the largest record can be sent back.
-    pub fn with_max_record_bytes(mut self, max_record_bytes: usize) -> Self {
+    /// This config with message limits that fit records of `max_record_bytes`: both become at
+    /// least the record limit plus 64 KiB of framing.
+    pub(crate) fn fitted_to(mut self, max_record_bytes: usize) -> Self {
         let room = max_record_bytes.saturating_add(64 * 1024);
-        self.max_record_bytes = max_record_bytes;
         self.max_decoding_message_size = self.max_decoding_message_size.max(room);
         self.max_encoding_message_size = self.max_encoding_message_size.max(room);
         self

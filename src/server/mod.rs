@@ -2,6 +2,19 @@
 //! server reflection (v1 and v1alpha), served by [`run`] with explicit HTTP/2 limits and a
 //! graceful shutdown.
 //!
+//! | file | owns |
+//! |------|------|
+//! | `mod.rs` | [`run`]: the accept loop, connections, draining |
+//! | `config.rs` | [`ServerConfig`], every limit with its default |
+//! | `router.rs` | the Log, health and reflection services behind one hyper service |
+//! | `rpc/` | the `Log` RPCs: unary ones in `mod.rs`, `produce_stream.rs`, `consume_stream.rs` |
+//! | `handle.rs` | the async handle every RPC reaches storage through |
+//! | `wire.rs` | messages ↔ records, request validation |
+//! | `status.rs` | storage errors → statuses with rich details |
+//! | `drain.rs` | the shutdown signal endless streams watch |
+//!
+//! Dependencies point one way: `rpc` → `handle`, `wire`, `status` → storage and the API.
+//!
 //! [`run`] owns the accept loop and every connection task (a `JoinSet`), which is what lets it
 //! enforce the grace period: on the shutdown signal it flips health to NOT_SERVING, stops
 //! accepting, tells every connection to finish (HTTP/2 GOAWAY) and every endless stream to end
@@ -9,33 +22,29 @@
 //! It never closes the log: the caller does that once `run` returns.
 
 mod config;
-mod consume_stream;
 mod drain;
-mod produce_stream;
-mod service;
-pub mod status;
+mod handle;
+mod router;
+mod rpc;
+mod status;
+mod wire;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tonic::codegen::{Service, http};
-use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 pub use config::ServerConfig;
-pub use service::LogService;
 
-use crate::api::v1::log_server::LogServer;
-use crate::log::CommitLog;
+use crate::storage::CommitLog;
 use drain::Drain;
+use handle::LogHandle;
+use router::Router;
 
 /// The health-check name of the Log service.
 pub const LOG_SERVICE_NAME: &str = "log.v1.Log";
@@ -60,11 +69,13 @@ pub async fn run(
     let drain = Drain::new(drain_rx);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status(LOG_SERVICE_NAME, ServingStatus::Serving).await;
-    let service = GrpcService { routes: routes(log, &config, drain.clone(), health_service)? };
+    let config = config.fitted_to(log.max_record_bytes());
     let http2 = http2_builder(&config);
+    let shutdown_grace = config.shutdown_grace;
+    let connection_slots = Arc::new(Semaphore::new(config.max_connections));
+    let service = Router::new(LogHandle::new(log), Arc::new(config), drain.clone(), health_service)?;
 
     // Each connection holds a permit; when none is left a new connection is closed on accept.
-    let connection_slots = Arc::new(Semaphore::new(config.max_connections));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,44 +108,20 @@ pub async fn run(
     health.set_service_status("", ServingStatus::NotServing).await;
     health.set_service_status(LOG_SERVICE_NAME, ServingStatus::NotServing).await;
     let _ = drain_tx.send(true);
-    let drained = tokio::time::timeout(config.shutdown_grace, async {
+    let drained = tokio::time::timeout(shutdown_grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
             connections = connections.len(),
-            grace = ?config.shutdown_grace,
+            grace = ?shutdown_grace,
             "grace period over: aborting the remaining connections"
         );
         connections.shutdown().await;
     }
     tracing::info!("server stopped");
     Ok(())
-}
-
-/// The Log, health and reflection services behind one router.
-fn routes(
-    log: Arc<dyn CommitLog>,
-    config: &ServerConfig,
-    drain: Drain,
-    health: tonic_health::pb::health_server::HealthServer<
-        impl tonic_health::pb::health_server::Health,
-    >,
-) -> Result<Routes, ServerError> {
-    let log_service = LogServer::new(LogService::new(log, Arc::new(config.clone()), drain))
-        .max_decoding_message_size(config.max_decoding_message_size)
-        .max_encoding_message_size(config.max_encoding_message_size);
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::api::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-    };
-    Ok(Routes::new(log_service)
-        .add_service(health)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?))
 }
 
 /// The HTTP/2 settings every connection is served with.
@@ -158,7 +145,7 @@ fn http2_builder(config: &ServerConfig) -> hyper::server::conn::http2::Builder<T
 async fn serve_connection(
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     tcp: TcpStream,
-    service: GrpcService,
+    service: Router,
     mut drain: Drain,
 ) {
     // Acks and tail records are small: send them now, not after Nagle's delay.
@@ -174,26 +161,5 @@ async fn serve_connection(
     };
     if let Err(err) = result {
         tracing::debug!(error = %err, "connection ended with an error");
-    }
-}
-
-/// The router as a hyper service, with tonic's decode-limit status rewritten.
-#[derive(Clone)]
-struct GrpcService {
-    routes: Routes,
-}
-
-impl hyper::service::Service<http::Request<Incoming>> for GrpcService {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
-        // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
-        let mut routes = self.routes.clone();
-        Box::pin(async move {
-            let response = routes.call(request).await?;
-            Ok(status::rewrite_decode_limit(response))
-        })
     }
 }

@@ -1,12 +1,14 @@
 //! The one mapping from the storage [`Error`] (and from request validation) to gRPC statuses, with
-//! `google.rpc` rich error details. Clients rely on these codes and details; `README.md` lists them.
+//! `google.rpc` rich error details named from [`crate::api::errors`]. Clients rely on these codes
+//! and details; `README.md` lists them.
 //!
 //! | cause | code | details |
 //! | --- | --- | --- |
 //! | offset outside `[lowest, next)` | `OUT_OF_RANGE` | `ErrorInfo` `OFFSET_OUT_OF_RANGE` + `LocalizedMessage` |
 //! | missing or oversized record | `INVALID_ARGUMENT` | `BadRequest` field violation |
-//! | message above the decode limit | `RESOURCE_EXHAUSTED` | — |
-//! | disk full | `RESOURCE_EXHAUSTED` | — |
+//! | message above the decode limit, record above the encode limit | `RESOURCE_EXHAUSTED` | `ErrorInfo` `MESSAGE_TOO_LARGE` |
+//! | disk full | `RESOURCE_EXHAUSTED` | `ErrorInfo` `DISK_FULL` |
+//! | offsets exhausted | `RESOURCE_EXHAUSTED` | `ErrorInfo` `OFFSETS_EXHAUSTED` |
 //! | corrupt record | `DATA_LOSS` | `ErrorInfo` `RECORD_CORRUPT` |
 //! | read-only log, I/O, anything else | `INTERNAL` | — (no paths) |
 //! | log closed, server draining | `UNAVAILABLE` | — |
@@ -20,34 +22,32 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::log::Error;
-
-/// The `ErrorInfo.domain` of every error girok reports.
-pub const DOMAIN: &str = "girok";
-/// `ErrorInfo.reason` of a read outside the committed range.
-pub const REASON_OUT_OF_RANGE: &str = "OFFSET_OUT_OF_RANGE";
-/// `ErrorInfo.reason` of a record that failed its checksum.
-pub const REASON_CORRUPT: &str = "RECORD_CORRUPT";
+use crate::api::errors::{DOMAIN, key, reason};
+use crate::storage::Error;
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err {
             Error::OffsetOutOfRange { offset, lowest, next } => out_of_range(offset, lowest, next),
-            Error::Corrupt { offset, .. } => {
-                let mut details = ErrorDetails::new();
-                details.set_error_info(
-                    REASON_CORRUPT,
-                    DOMAIN,
-                    HashMap::from([("offset".to_string(), offset.to_string())]),
-                );
-                Status::with_error_details(
-                    Code::DataLoss,
-                    format!("the record at offset {offset} is corrupt"),
-                    details,
-                )
-            }
+            Error::Corrupt { offset, .. } => with_info(
+                Code::DataLoss,
+                format!("the record at offset {offset} is corrupt"),
+                reason::RECORD_CORRUPT,
+                &[(key::OFFSET, offset.to_string())],
+            ),
             Error::RecordTooLarge { size, max } => record_too_large(size, max),
-            Error::StorageFull => Status::resource_exhausted("the log's disk is full"),
+            Error::StorageFull => with_info(
+                Code::ResourceExhausted,
+                "the log's disk is full; retry later".into(),
+                reason::DISK_FULL,
+                &[],
+            ),
+            Error::OffsetsExhausted { next } => with_info(
+                Code::ResourceExhausted,
+                format!("the log has run out of offsets at {next}"),
+                reason::OFFSETS_EXHAUSTED,
+                &[(key::NEXT_OFFSET, next.to_string())],
+            ),
             Error::Closed => Status::unavailable("the log is closed: the server is shutting down"),
             Error::ReadOnly(_) => {
                 tracing::error!(error = %err, "append refused: log is read-only");
@@ -61,17 +61,26 @@ impl From<Error> for Status {
     }
 }
 
+/// A status with an `ErrorInfo` of girok's domain.
+fn with_info(code: Code, message: String, reason: &str, metadata: &[(&str, String)]) -> Status {
+    let mut details = ErrorDetails::new();
+    let metadata: HashMap<String, String> =
+        metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    details.set_error_info(reason, DOMAIN, metadata);
+    Status::with_error_details(code, message, details)
+}
+
 /// `OUT_OF_RANGE` for `offset` outside `[lowest, next)`, with `ErrorInfo` (values in base 10)
 /// and an en-US `LocalizedMessage`.
-pub fn out_of_range(offset: u64, lowest: u64, next: u64) -> Status {
+pub(crate) fn out_of_range(offset: u64, lowest: u64, next: u64) -> Status {
     let mut details = ErrorDetails::new();
     details.set_error_info(
-        REASON_OUT_OF_RANGE,
+        reason::OFFSET_OUT_OF_RANGE,
         DOMAIN,
         HashMap::from([
-            ("offset".to_string(), offset.to_string()),
-            ("lowest_offset".to_string(), lowest.to_string()),
-            ("next_offset".to_string(), next.to_string()),
+            (key::OFFSET.to_string(), offset.to_string()),
+            (key::LOWEST_OFFSET.to_string(), lowest.to_string()),
+            (key::NEXT_OFFSET.to_string(), next.to_string()),
         ]),
     );
     let readable = if lowest == next {
@@ -88,14 +97,14 @@ pub fn out_of_range(offset: u64, lowest: u64, next: u64) -> Status {
 }
 
 /// `INVALID_ARGUMENT` for a produce request without a record.
-pub fn missing_record() -> Status {
+pub(crate) fn missing_record() -> Status {
     let mut details = ErrorDetails::new();
     details.add_bad_request_violation("record", "a produce request must carry a record");
     Status::with_error_details(Code::InvalidArgument, "the request has no record", details)
 }
 
 /// `INVALID_ARGUMENT` for a record value above the limit.
-pub fn record_too_large(size: usize, max: usize) -> Status {
+pub(crate) fn record_too_large(size: usize, max: usize) -> Status {
     let mut details = ErrorDetails::new();
     details.add_bad_request_violation(
         "record.value",
@@ -111,29 +120,44 @@ pub fn record_too_large(size: usize, max: usize) -> Status {
 /// `RESOURCE_EXHAUSTED` for a stored record too large to send under the server's encoding limit
 /// (written while the server allowed larger records). Without this, tonic would answer
 /// `OUT_OF_RANGE`, which girok keeps for offsets.
-pub fn record_too_large_to_send(offset: u64, size: usize, max: usize) -> Status {
-    Status::resource_exhausted(format!(
-        "record at offset {offset} is {size} bytes, above the server's maximum message size of \
-         {max} bytes; restart the server with a larger --max-record-bytes to read it"
-    ))
+pub(crate) fn record_too_large_to_send(offset: u64, size: usize, max: usize) -> Status {
+    with_info(
+        Code::ResourceExhausted,
+        format!(
+            "record at offset {offset} is {size} bytes, above the server's maximum message size \
+             of {max} bytes; restart the server with a larger --max-record-bytes to read it"
+        ),
+        reason::MESSAGE_TOO_LARGE,
+        &[(key::OFFSET, offset.to_string()), (key::LIMIT_BYTES, max.to_string())],
+    )
 }
 
 /// `UNAVAILABLE` for calls cut short by the server draining.
-pub fn draining() -> Status {
+pub(crate) fn draining() -> Status {
     Status::unavailable("the server is shutting down; retry on another connection")
 }
 
 /// `INTERNAL` for a storage call whose blocking task died.
-pub fn task_failed(err: tokio::task::JoinError) -> Status {
+pub(crate) fn task_failed(err: tokio::task::JoinError) -> Status {
     tracing::error!(error = %err, "storage task failed");
     Status::internal("internal error")
 }
 
+/// Whether `status` is tonic's own decode-limit error: `OUT_OF_RANGE` without girok's details.
+fn is_decode_limit(code: Code, has_details: bool) -> bool {
+    code == Code::OutOfRange && !has_details
+}
+
+/// `RESOURCE_EXHAUSTED` with `MESSAGE_TOO_LARGE` for a message over the decode limit.
+fn message_too_large(message: &str) -> Status {
+    with_info(Code::ResourceExhausted, message.to_string(), reason::MESSAGE_TOO_LARGE, &[])
+}
+
 /// Rewrites a status that tonic produced on its own: `OUT_OF_RANGE` without girok's details can
 /// only be tonic's "decoded message length too large", which is `RESOURCE_EXHAUSTED`.
-pub fn rewrite_transport(status: Status) -> Status {
-    if status.code() == Code::OutOfRange && status.details().is_empty() {
-        Status::resource_exhausted(status.message().to_string())
+pub(crate) fn rewrite_transport(status: Status) -> Status {
+    if is_decode_limit(status.code(), !status.details().is_empty()) {
+        message_too_large(status.message())
     } else {
         status
     }
@@ -141,17 +165,23 @@ pub fn rewrite_transport(status: Status) -> Status {
 
 /// The same rewrite on a trailers-only HTTP response, which is how tonic answers a unary request
 /// it could not decode.
-pub fn rewrite_decode_limit<B>(mut response: http::Response<B>) -> http::Response<B> {
-    const GRPC_STATUS: &str = "grpc-status";
+pub(crate) fn rewrite_decode_limit<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
+    // Most responses carry their status in trailers; only look closer at an OUT_OF_RANGE header.
     let out_of_range = (Code::OutOfRange as i32).to_string();
-    if headers.get(GRPC_STATUS).is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
-        && !headers.contains_key("grpc-status-details-bin")
-    {
-        let exhausted = (Code::ResourceExhausted as i32).to_string();
-        if let Ok(value) = http::HeaderValue::from_str(&exhausted) {
-            headers.insert(GRPC_STATUS, value);
+    if headers.get("grpc-status").is_none_or(|v| v.as_bytes() != out_of_range.as_bytes()) {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(headers) else { return response };
+    if !is_decode_limit(status.code(), !status.details().is_empty()) {
+        return response;
+    }
+    let mut rewritten = http::HeaderMap::new();
+    if message_too_large(status.message()).add_header(&mut rewritten).is_ok() {
+        for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+            headers.remove(name);
         }
+        headers.extend(rewritten);
     }
     response
 }

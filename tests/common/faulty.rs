@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use girok::log::{CommitLog, Error, LogConfig, MemoryLog, Record, Result};
+use girok::storage::{CommitLog, Error, LogConfig, MemoryLog, Record, Result};
 use tokio::sync::watch;
 
 /// Builds the error an injected failure returns (`Error` is not `Clone`).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use girok::client::Client;
-use girok::log::{CommitLog, DiskLog, LogConfig, MemoryLog};
+use girok::storage::{CommitLog, DiskLog, LogConfig, MemoryLog};
 use girok::server::{self, ServerConfig, ServerError};
 use tempfile::TempDir;
 use tokio::net::TcpListener;

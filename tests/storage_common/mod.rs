@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use girok::log::disk::file::{FileOpener, SegmentFile};
-use girok::log::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+use girok::storage::disk::fs::{FileOpener, SegmentFile};
+use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
 
 /// Bytes of a store file header.
 pub const STORE_HEADER: u64 = 24;

@@ -1,97 +1,102 @@
 //! [`DiskLog`]: the [`CommitLog`] contract on disk, as a directory of segments.
 //!
-//! A data directory holds a `LOCK` file (held exclusively while a log is open) and, per segment,
-//! `{base:020}.store` and `{base:020}.index` (see `store` and `index` for the byte layouts). The
-//! last segment is active; the others are sealed and read-only.
+//! A data directory holds a `LOCK` file and, per segment, a store and an index file (see `dir`
+//! for the names, `store` and `index` for the byte layouts). The last segment is active; the
+//! others are sealed and read-only.
+//!
+//! | file | owns |
+//! |------|------|
+//! | `mod.rs` | [`DiskLog`]: appends, reads, truncation, close |
+//! | `config.rs` | [`DiskConfig`], [`FsyncPolicy`] |
+//! | `commit.rs` | the commit point, its watch, group commit, the read-only failure |
+//! | `syncer.rs` | the background thread of [`FsyncPolicy::Interval`] |
+//! | `dir.rs` | the directory: its lock, file names, listing, directory syncs |
+//! | `segment.rs` | one store + index pair |
+//! | `recovery.rs` | opening segments after a clean stop or a crash |
+//! | `store.rs`, `index.rs`, `scan.rs` | the store file, the mapped index, the forward frame scan |
+//! | `fs.rs` | the narrow file seam stores are written through |
+//! | `verify.rs` | the offline check behind `girok verify` |
 //!
 //! # Concurrency and durability
 //!
 //! One `RwLock` guards the segments: an append takes it exclusively for one positional write per
 //! batch and its index entries; reads take it shared just long enough to locate frames, then read
-//! outside it. Under [`FsyncPolicy::Always`] appends then meet in [`Shared::sync_to`]: one thread
+//! outside it. Under [`FsyncPolicy::Always`] appends then meet in [`Commit::sync_to`]: one thread
 //! at a time runs `fdatasync` on the active store for everything written so far, and every append
 //! it covers returns without a sync of its own (group commit). The commit point advances only
 //! after that sync. Rolling to a new segment seals (syncs) the old one first, so syncing the
-//! active store always covers every earlier write. A failed sync turns the log read-only.
+//! active store always covers every earlier write. A failed sync, or a lock poisoned by a panic
+//! (see `storage::locks`), turns the log read-only.
+//!
+//! Invariants, asserted in debug builds: `written >= committed`; the segments are sorted, the
+//! last is the only active one, and each ends where the next begins.
 
-pub mod file;
-mod index;
+/// Declares a module public with the `internals` feature (for tests, benches and fuzzing) and
+/// private to the crate without it, so a normal build exposes no test seam.
+macro_rules! internal_mod {
+    ($(#[$attr:meta])* $name:ident) => {
+        #[cfg(feature = "internals")]
+        $(#[$attr])*
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        #[allow(unreachable_pub, dead_code)]
+        $(#[$attr])*
+        mod $name;
+    };
+}
+
+mod commit;
+mod config;
+mod dir;
+internal_mod!(fs);
+internal_mod!(
+    #[allow(unsafe_code)]
+    index
+);
+mod recovery;
 mod scan;
 mod segment;
-mod store;
+internal_mod!(store);
+mod syncer;
 mod verify;
 
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-pub use index::INDEX_ENTRY_BYTES;
+pub use config::{DiskConfig, FsyncPolicy};
 pub use verify::{SegmentReport, VerifyReport, verify};
 
-use self::file::{FileOpener, OsFiles, sync_dir};
+use self::commit::Commit;
+use self::fs::{FileOpener, OsFiles};
 use self::segment::Segment;
 use self::store::{FRAME_HEADER_BYTES, decode_frame, encode_frame};
-use super::{CommitLog, Error, FsyncPolicy, LogConfig, Record, Result, now_ms};
+use self::syncer::Syncer;
+use super::locks::Locks;
+use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
 #[derive(Debug)]
 pub struct DiskLog {
+    /// The interval syncer, if any. Declared first so that it is stopped and joined before the
+    /// shared state (and the directory lock) goes.
+    _syncer: Option<Syncer>,
     shared: Arc<Shared>,
-    /// The interval syncer thread, if any; stopped and joined on drop.
-    syncer: Option<Syncer>,
-}
-
-/// The background syncer of [`FsyncPolicy::Interval`]. While it syncs it holds the shared state
-/// (and with it the directory lock), so dropping a log must wait for it: otherwise a reopen right
-/// after a drop can find the directory still locked.
-#[derive(Debug)]
-struct Syncer {
-    /// Dropping this tells the thread to stop.
-    stop: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Drop for DiskLog {
-    /// Stops the syncer thread and waits for it. No closing work (no sync, no trim): dropping a
-    /// log stays a faithful crash.
-    fn drop(&mut self) {
-        if let Some(Syncer { stop, thread }) = self.syncer.take() {
-            drop(stop);
-            let _ = thread.join();
-        }
-    }
 }
 
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
-    config: LogConfig,
+    config: DiskConfig,
     opener: Arc<dyn FileOpener>,
-    /// Index entries per new segment.
-    index_capacity: u64,
     /// The segments and the write position; see the module doc for who takes it and how long.
     state: RwLock<State>,
-    /// The commit point. Written by the sync turn's holder (policy `Always`) or under the state's write lock
-    /// (other policies); read without a lock.
-    committed: AtomicU64,
-    /// The commit point's sender; `None` once closed, which ends every waiter. Its own lock, so
-    /// that subscribing never waits behind an append or a segment roll; taken after `state` when
-    /// both are held.
-    commit: RwLock<Option<watch::Sender<u64>>>,
-    /// Whether a thread holds the turn to sync ([`SyncTurn`]): one sync runs at a time, and
-    /// the appends waiting for it are woken by `sync_done` as soon as the commit point covers
-    /// them, so they share it (group commit) instead of queueing for syncs of their own.
-    syncing: Mutex<bool>,
-    /// Signalled whenever a sync turn ends.
-    sync_done: Condvar,
-    /// Set once by the first failed sync; from then on appends fail.
-    failed: OnceLock<String>,
+    /// The commit point and group commit. Taken after `state` when both are held.
+    commit: Commit,
     /// Holds the directory's exclusive lock until the log is closed or dropped.
     lock: File,
 }
@@ -102,6 +107,8 @@ struct State {
     segments: Vec<Segment>,
     /// The offset the next written record gets; `>= committed`.
     written: u64,
+    /// The timestamp of the last record written: the next one gets at least this.
+    last_timestamp_ms: u64,
     /// Reused buffer for encoding frames.
     scratch: Vec<u8>,
     /// Set by `close`.
@@ -116,46 +123,70 @@ impl State {
     fn check_open(&self) -> Result<()> {
         if self.closed { Err(Error::Closed) } else { Ok(()) }
     }
+
+    /// The invariants of the module doc, in debug builds.
+    fn debug_check(&self, committed: u64) {
+        debug_assert!(self.written >= committed, "commit point {committed} past {}", self.written);
+        debug_assert!(
+            self.segments.windows(2).all(|w| w[0].is_sealed() && w[0].end() == w[1].base()),
+            "segments out of order, or an active segment before the last"
+        );
+        debug_assert_eq!(self.segments.last().map(Segment::end), Some(self.written));
+    }
+}
+
+impl Locks for Shared {
+    fn on_poison(&self) {
+        self.commit.on_poison();
+    }
 }
 
 impl DiskLog {
     /// Opens (creating if needed) the log in `dir`, recovering from any crash: torn tails are cut,
     /// lost or stale indexes rebuilt. Fails with [`Error::Locked`] when another process has it.
-    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
-        Self::open_with(dir, config, Arc::new(OsFiles))
+    pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<Self> {
+        Self::open_through(dir.as_ref(), config, Arc::new(OsFiles))
     }
 
-    /// [`open`](Self::open), with store files opened through `opener` (a test seam).
+    /// [`open`](Self::open), with store files opened through `opener`: the seam a test backend
+    /// uses to inject faults or drop unsynced writes.
+    #[cfg(feature = "internals")]
     pub fn open_with(
         dir: impl AsRef<Path>,
-        config: LogConfig,
+        config: DiskConfig,
         opener: Arc<dyn FileOpener>,
     ) -> Result<Self> {
+        Self::open_through(dir.as_ref(), config, opener)
+    }
+
+    fn open_through(dir: &Path, config: DiskConfig, opener: Arc<dyn FileOpener>) -> Result<Self> {
         config.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let lock = lock_dir(&dir)?;
-        let index_capacity = config.max_index_bytes / INDEX_ENTRY_BYTES;
-        let segments = open_segments(&dir, &config, index_capacity, opener.as_ref())?;
+        let lock = dir::lock(&dir)?;
+        let segments = open_segments(&dir, &config, opener.as_ref())?;
         let written = segments.last().expect("at least one segment").end();
         let shared = Arc::new(Shared {
             dir,
             opener,
-            index_capacity,
-            state: RwLock::new(State { segments, written, scratch: Vec::new(), closed: false }),
-            committed: AtomicU64::new(written),
-            commit: RwLock::new(Some(watch::Sender::new(written))),
-            syncing: Mutex::new(false),
-            sync_done: Condvar::new(),
-            failed: OnceLock::new(),
+            state: RwLock::new(State {
+                segments,
+                written,
+                last_timestamp_ms: 0,
+                scratch: Vec::new(),
+                closed: false,
+            }),
+            commit: Commit::new(written),
             lock,
             config,
         });
+        let last_timestamp_ms = shared.last_timestamp_ms();
+        shared.write_locked(&shared.state).last_timestamp_ms = last_timestamp_ms;
         let syncer = match shared.config.fsync {
             FsyncPolicy::Interval(every) => Some(spawn_syncer(&shared, every)?),
             _ => None,
         };
-        Ok(Self { shared, syncer })
+        Ok(Self { _syncer: syncer, shared })
     }
 
     /// The data directory.
@@ -164,107 +195,45 @@ impl DiskLog {
     }
 
     /// How many segments the log has.
+    #[cfg(feature = "internals")]
     pub fn segment_count(&self) -> usize {
-        self.shared.read_state().segments.len()
+        self.shared.read_locked(&self.shared.state).segments.len()
     }
 
     /// Syncs everything written so far, whatever the policy.
     pub fn sync(&self) -> Result<()> {
-        let _sync = self.shared.lock_sync();
+        let _turn = self.shared.commit.turn();
         self.shared.sync_now()
     }
 }
 
 impl Shared {
-    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits for the turn to sync (or to close).
-    fn lock_sync(&self) -> SyncTurn<'_> {
-        self.sync_turn(None).expect("an unconditional wait ends with the turn")
-    }
-
-    /// Waits for the turn to sync. With `Some(target)`, gives up (`None`) as soon as the commit
-    /// point reaches `target` or the log turns read-only, so an append a running sync covered
-    /// never waits for another one.
-    fn sync_turn(&self, target: Option<u64>) -> Option<SyncTurn<'_>> {
-        let mut syncing = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(target) = target
-                && (self.committed.load(Ordering::Acquire) >= target || self.failed.get().is_some())
-            {
-                return None;
-            }
-            if !*syncing {
-                *syncing = true;
-                return Some(SyncTurn(self));
-            }
-            syncing = self.sync_done.wait(syncing).unwrap_or_else(|e| e.into_inner());
+    /// The timestamp of the last record held, so that the next one never goes back in time
+    /// across a restart; 0 when the log is empty or that record cannot be read.
+    fn last_timestamp_ms(&self) -> u64 {
+        let next = self.commit.point();
+        match next.checked_sub(1) {
+            Some(last) => self.read_batch(last, 1, 0).map_or(0, |r| r[0].timestamp_ms),
+            None => 0,
         }
     }
 
-    fn check_writable(&self) -> Result<()> {
-        match self.failed.get() {
-            Some(why) => Err(Error::ReadOnly(why.clone())),
-            None => Ok(()),
-        }
-    }
-
-    /// Records a failed sync: the log is read-only from now on.
-    fn fail(&self, what: &str, err: std::io::Error) -> Error {
-        let why = format!("{what} failed: {err}");
-        tracing::error!(error = %err, "{what} failed; the log is read-only until restarted");
-        let _ = self.failed.set(why);
-        Error::ReadOnly(self.failed.get().cloned().unwrap_or_default())
-    }
-
-    /// Makes the log durable up to `target` (group commit): returns at once if a sync already
-    /// covered it, otherwise syncs everything written so far.
-    fn sync_to(&self, target: u64) -> Result<()> {
-        let turn = self.sync_turn(Some(target));
-        if self.committed.load(Ordering::Acquire) >= target {
-            return Ok(());
-        }
-        match turn {
-            Some(_turn) => self.sync_now(),
-            None => self.check_writable(),
-        }
-    }
-
-    /// Syncs the active store; under `Always`, publishes the new commit point. Call holding the
-    /// sync turn.
+    /// Syncs the active store; under `Always`, advances the commit point over what it covered.
+    /// Call holding the sync turn.
     fn sync_now(&self) -> Result<()> {
-        self.check_writable()?;
+        self.commit.check_writable()?;
         let (written, file) = {
-            let state = self.read_state();
+            let state = self.read_locked(&self.state);
             state.check_open()?;
             (state.written, state.segments.last().expect("a segment").store_file().clone())
         };
         if let Err(err) = file.sync_data() {
-            return Err(self.fail("fdatasync of the active segment", err));
+            return Err(self.commit.fail("fdatasync of the active segment", err));
         }
         if self.config.fsync == FsyncPolicy::Always {
-            self.committed.fetch_max(written, Ordering::AcqRel);
-            self.publish(written);
+            self.commit.advance(written);
         }
         Ok(())
-    }
-
-    /// Announces the commit point `point` to waiting readers (it never moves back).
-    fn publish(&self, point: u64) {
-        let commit = self.commit.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(commit) = commit.as_ref() {
-            commit.send_if_modified(|current| {
-                let moved = *current < point;
-                *current = (*current).max(point);
-                moved
-            });
-        }
     }
 
     /// Seals the active segment and starts a new one at the write position whose index holds at
@@ -274,39 +243,37 @@ impl Shared {
         if !active.is_sealed()
             && let Err(err) = active.seal()
         {
-            return Err(self.fail("sealing a segment", err));
+            return Err(self.commit.fail("sealing a segment", err));
         }
-        let capacity = self.index_capacity.max(min_entries);
+        let capacity = self.config.index_capacity().max(min_entries);
         let mut segment =
             Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
         prepare_active(&mut segment, &self.config);
         state.segments.push(segment);
-        if let Err(err) = sync_dir(&self.dir) {
-            return Err(self.fail("fsync of the data directory", err));
+        if let Err(err) = dir::sync(&self.dir) {
+            return Err(self.commit.fail("fsync of the data directory", err));
         }
         Ok(())
     }
 
     fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
-        let max = self.config.max_record_bytes;
-        if let Some(big) = values.iter().find(|v| v.len() > max) {
-            return Err(Error::RecordTooLarge { size: big.len(), max });
-        }
+        self.config.log.check_values(values)?;
         // Checksums of the payloads are the costly part; compute them before taking the lock.
         let crcs: Vec<u32> = values.iter().map(|v| crc32c::crc32c(v)).collect();
         let frame_bytes: u64 = values.iter().map(|v| FRAME_HEADER_BYTES + v.len() as u64).sum();
         let count = values.len() as u64;
         self.presync_before_roll(frame_bytes, count)?;
 
-        let mut guard = self.write_state();
+        let mut guard = self.write_locked(&self.state);
         let state = &mut *guard;
         state.check_open()?;
-        self.check_writable()?;
+        self.commit.check_writable()?;
         let start = state.written;
         if count == 0 {
-            let point = self.committed.load(Ordering::Acquire);
+            let point = self.commit.point();
             return Ok(point..point);
         }
+        let end = start.checked_add(count).ok_or(Error::OffsetsExhausted { next: start })?;
         let active = state.active();
         if active.is_sealed() || self.must_roll(active, frame_bytes, count) {
             self.roll(state, count)?;
@@ -314,7 +281,7 @@ impl Shared {
         let mut frames = std::mem::take(&mut state.scratch);
         frames.clear();
         let mut starts = Vec::with_capacity(values.len());
-        let timestamp_ms = now_ms();
+        let timestamp_ms = next_timestamp(state.last_timestamp_ms);
         for (i, (value, crc)) in values.iter().zip(&crcs).enumerate() {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
@@ -330,15 +297,15 @@ impl Shared {
             state.scratch = frames;
         }
         appended?;
-        state.written = start + count;
-        let end = state.written;
+        state.written = end;
+        state.last_timestamp_ms = timestamp_ms;
+        state.debug_check(self.commit.point());
         if self.config.fsync != FsyncPolicy::Always {
-            self.committed.store(end, Ordering::Release);
-            self.publish(end);
+            self.commit.advance(end);
             return Ok(start..end);
         }
         drop(guard);
-        self.sync_to(end)?;
+        self.commit.sync_to(end, || self.sync_now())?;
         Ok(start..end)
     }
 
@@ -360,21 +327,23 @@ impl Shared {
             return Ok(());
         }
         let store = {
-            let state = self.read_state();
+            let state = self.read_locked(&self.state);
             let active = state.segments.last().expect("a log always has a segment");
             if active.is_sealed() || !self.must_roll(active, frame_bytes, count) {
                 return Ok(());
             }
             active.store_file().clone()
         };
-        store.sync_data().map_err(|err| self.fail("fdatasync of a segment about to be sealed", err))
+        store
+            .sync_data()
+            .map_err(|err| self.commit.fail("fdatasync of a segment about to be sealed", err))
     }
 
     fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
         let located = {
-            let state = self.read_state();
+            let state = self.read_locked(&self.state);
             state.check_open()?;
-            let next = self.committed.load(Ordering::Acquire);
+            let next = self.commit.point();
             let lowest = state.segments[0].base();
             if offset < lowest || offset >= next {
                 return Err(Error::OffsetOutOfRange { offset, lowest, next });
@@ -432,18 +401,22 @@ impl CommitLog for DiskLog {
     }
 
     fn lowest_offset(&self) -> u64 {
-        self.shared.read_state().segments[0].base()
+        self.shared.read_locked(&self.shared.state).segments[0].base()
     }
 
     fn next_offset(&self) -> u64 {
-        self.shared.committed.load(Ordering::Acquire)
+        self.shared.commit.point()
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.shared.config.log.max_record_bytes
     }
 
     fn truncate(&self, lowest: u64) -> Result<u64> {
         let shared = &self.shared;
-        let mut state = shared.write_state();
+        let mut state = shared.write_locked(&shared.state);
         state.check_open()?;
-        let bound = lowest.min(shared.committed.load(Ordering::Acquire));
+        let bound = lowest.min(shared.commit.point());
         let mut removed = 0;
         while state.segments.len() > 1 && state.segments[0].end() <= bound {
             let segment = state.segments.remove(0);
@@ -451,96 +424,54 @@ impl CommitLog for DiskLog {
             removed += 1;
         }
         if removed > 0 {
-            sync_dir(&shared.dir)?;
+            dir::sync(&shared.dir)?;
         }
         Ok(state.segments[0].base())
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
-        let commit = self.shared.commit.read().unwrap_or_else(|e| e.into_inner());
-        match commit.as_ref() {
-            Some(commit) => commit.subscribe(),
-            None => watch::channel(self.next_offset()).1,
-        }
+        self.shared.commit.subscribe()
     }
 
     fn close(&self) -> Result<()> {
         let shared = &self.shared;
-        let _sync = shared.lock_sync();
-        let mut state = shared.write_state();
+        let _turn = shared.commit.turn();
+        let mut state = shared.write_locked(&shared.state);
         state.check_open()?;
         let outcome = (|| {
-            if shared.failed.get().is_none() {
+            if !shared.commit.has_failed() {
                 let active = state.active();
                 active.store_file().sync_data()?;
                 active.seal()?;
-                sync_dir(&shared.dir)?;
+                dir::sync(&shared.dir)?;
             }
             Ok::<_, std::io::Error>(())
         })();
         state.closed = true;
-        *shared.commit.write().unwrap_or_else(|e| e.into_inner()) = None;
+        shared.commit.close();
         let _ = shared.lock.unlock();
-        outcome.map_err(|err| shared.fail("closing the log", err))
+        outcome.map_err(|err| shared.commit.fail("closing the log", err))
     }
-}
-
-/// The exclusive turn to sync; ending it wakes every thread waiting in [`Shared::sync_turn`].
-struct SyncTurn<'a>(&'a Shared);
-
-impl Drop for SyncTurn<'_> {
-    fn drop(&mut self) {
-        *self.0.syncing.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.0.sync_done.notify_all();
-    }
-}
-
-/// Takes the data directory's exclusive lock.
-fn lock_dir(dir: &Path) -> Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("LOCK"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.display().to_string())),
-        Err(std::fs::TryLockError::Error(err)) => Err(err.into()),
-    }
-}
-
-/// The base offsets of the segments in `dir`, sorted, and deletes index files with no store.
-fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
-    let (stores, indexes) = segment::list_bases(dir)?;
-    for base in indexes.into_iter().filter(|b| stores.binary_search(b).is_err()) {
-        std::fs::remove_file(segment::index_path(dir, base))?;
-    }
-    Ok(stores)
 }
 
 /// Opens every segment of `dir`, or creates the first one at the configured initial offset.
-fn open_segments(
-    dir: &Path,
-    config: &LogConfig,
-    index_capacity: u64,
-    opener: &dyn FileOpener,
-) -> Result<Vec<Segment>> {
-    let bases = segment_bases(dir)?;
+fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Result<Vec<Segment>> {
+    let bases = dir::segment_bases(dir)?;
+    let capacity = config.index_capacity();
     let Some((&last, sealed)) = bases.split_last() else {
-        let mut first = Segment::create(dir, config.initial_offset, index_capacity, opener)?;
+        let mut first = Segment::create(dir, config.log.initial_offset, capacity, opener)?;
         prepare_active(&mut first, config);
-        sync_dir(dir)?;
+        dir::sync(dir)?;
         return Ok(vec![first]);
     };
     let mut segments = Vec::with_capacity(bases.len());
     for (i, &base) in sealed.iter().enumerate() {
-        segments.push(Segment::open_sealed(dir, base, bases[i + 1], opener)?);
+        segments.push(recovery::open_sealed(dir, base, bases[i + 1], opener)?);
     }
-    let mut active = Segment::open_active(dir, last, index_capacity, opener)?;
+    let mut active = recovery::open_active(dir, last, capacity, opener)?;
     prepare_active(&mut active, config);
     segments.push(active);
-    sync_dir(dir)?;
+    dir::sync(dir)?;
     Ok(segments)
 }
 
@@ -549,26 +480,78 @@ const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Readies the segment appends go to: under `Always`, where every append waits for a sync,
 /// its store is zero-filled ahead so that those syncs are data-only flushes.
-fn prepare_active(segment: &mut Segment, config: &LogConfig) {
+fn prepare_active(segment: &mut Segment, config: &DiskConfig) {
     if config.fsync == FsyncPolicy::Always {
         segment.preallocate(PREALLOCATE_BYTES, config.max_store_bytes);
     }
 }
 
-/// Starts the background thread that syncs every `every` under [`FsyncPolicy::Interval`]. It
-/// stops when the returned syncer's sender is dropped.
-fn spawn_syncer(shared: &Arc<Shared>, every: Duration) -> Result<Syncer> {
-    let (stop, stopped) = mpsc::channel::<()>();
+/// Starts the syncer of [`FsyncPolicy::Interval`]. It holds the log weakly and stops once the
+/// log is gone.
+fn spawn_syncer(shared: &Arc<Shared>, every: std::time::Duration) -> Result<Syncer> {
     let weak = Arc::downgrade(shared);
-    let thread = std::thread::Builder::new().name("girok-syncer".into()).spawn(move || {
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-            let Some(shared) = weak.upgrade() else { break };
-            let _sync = shared.lock_sync();
-            match shared.sync_now() {
-                Ok(()) | Err(Error::Closed) | Err(Error::ReadOnly(_)) => {}
-                Err(err) => tracing::warn!(error = %err, "interval sync failed"),
-            }
+    Syncer::spawn(every, move || {
+        let Some(shared) = weak.upgrade() else { return false };
+        let _turn = shared.commit.turn();
+        match shared.sync_now() {
+            Ok(()) | Err(Error::Closed) | Err(Error::ReadOnly(_)) => {}
+            Err(err) => tracing::warn!(error = %err, "interval sync failed"),
         }
-    })?;
-    Ok(Syncer { stop, thread })
+        true
+    })
+}
+
+/// A [`LogConfig`] is all a disk log needs beyond its [`DiskConfig`] defaults.
+impl From<LogConfig> for DiskConfig {
+    fn from(log: LogConfig) -> Self {
+        Self { log, ..Self::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dir::{index_path, store_path};
+    use super::*;
+
+    #[test]
+    fn a_log_rolls_exactly_at_the_store_and_index_limits() {
+        // A store never grows past max_store_bytes (unless one record alone does), and an index
+        // never holds more entries than max_index_bytes allows.
+        let dir = tempfile::tempdir().unwrap();
+        // Frames of 24 + 16 = 40 bytes: header 24 + 4 frames = 184 <= 200 < 224.
+        let config = DiskConfig {
+            max_store_bytes: 200,
+            max_index_bytes: 1 << 20,
+            fsync: FsyncPolicy::Never,
+            ..DiskConfig::default()
+        };
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        for _ in 0..12 {
+            log.append(bytes::Bytes::from_static(&[7u8; 16])).unwrap();
+        }
+        assert_eq!(log.shared.read_locked(&log.shared.state).segments.len(), 3);
+        for base in [0, 4, 8] {
+            let len = std::fs::metadata(store_path(dir.path(), base)).unwrap().len();
+            assert_eq!(len, 184, "segment {base}");
+        }
+        drop(log);
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = DiskConfig {
+            max_index_bytes: 3 * 12,
+            fsync: FsyncPolicy::Never,
+            ..DiskConfig::default()
+        };
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        for _ in 0..7 {
+            log.append(bytes::Bytes::new()).unwrap();
+        }
+        assert_eq!(log.shared.read_locked(&log.shared.state).segments.len(), 3);
+        let batch = vec![bytes::Bytes::new(); 3];
+        assert_eq!(log.append_batch(&batch).unwrap(), 7..10);
+        assert_eq!(log.shared.read_locked(&log.shared.state).segments.len(), 4, "a batch that does not fit starts a new segment");
+        log.close().unwrap();
+        let sealed = std::fs::metadata(index_path(dir.path(), 0)).unwrap().len();
+        assert_eq!(sealed, 36, "a sealed index is trimmed to its entries");
+    }
 }

@@ -1,4 +1,4 @@
-//! The narrow file seam the store writes through.
+//! The narrow file seam the store writes through. Public only with the `internals` feature.
 //!
 //! A store file is only ever touched through [`SegmentFile`]: positional reads and writes, a data
 //! sync, and resizing. Production uses [`OsFiles`] (plain `std::fs::File`); a test backend can
@@ -71,9 +71,4 @@ impl SegmentFile for OsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
-}
-
-/// Syncs a directory, so that files created, renamed or deleted in it stay so after a crash.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

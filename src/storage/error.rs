@@ -32,6 +32,12 @@ pub enum Error {
         /// The configured limit.
         max: usize,
     },
+    /// The append would take offsets past `u64::MAX`; nothing was appended.
+    #[error("the log has run out of offsets: the next one would be {next}")]
+    OffsetsExhausted {
+        /// The log's next offset.
+        next: u64,
+    },
     /// The disk is full; nothing of the failed append was kept.
     #[error("no space left on the log's device")]
     StorageFull,

@@ -7,22 +7,22 @@
 //! hyper drops it and everything it holds is freed at once.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use futures_util::Stream;
 use tokio::sync::watch;
 use tonic::Status;
 
-use super::config::ServerConfig;
-use super::drain::Drain;
-use super::service::{blocking, to_response};
-use super::status;
 use crate::api::v1::ConsumeResponse;
-use crate::log::{CommitLog, Record};
+use crate::server::config::ServerConfig;
+use crate::server::drain::Drain;
+use crate::server::handle::LogHandle;
+use crate::server::status;
+use crate::server::wire::to_response;
+use crate::storage::Record;
 
 /// The state of one tailing stream.
 struct Tail {
-    log: Arc<dyn CommitLog>,
+    log: LogHandle,
     /// The commit point; subscribed before the first read, so no append can slip between a read
     /// that found nothing and the wait.
     commit: watch::Receiver<u64>,
@@ -40,8 +40,8 @@ struct Tail {
 }
 
 /// The response stream of a ConsumeStream call starting at `offset`.
-pub(crate) fn tail(
-    log: Arc<dyn CommitLog>,
+pub(super) fn tail(
+    log: LogHandle,
     offset: u64,
     config: &ServerConfig,
     drain: Drain,
@@ -107,7 +107,7 @@ impl Tail {
     /// Returns how many records it buffered.
     async fn read_batch(&mut self) -> Result<usize, Status> {
         let (offset, records, bytes) = (self.next, self.batch_records, self.batch_bytes);
-        let batch = blocking(&self.log, move |log| log.read_batch(offset, records, bytes)).await?;
+        let batch = self.log.read_batch(offset, records, bytes).await?;
         if let Some(last) = batch.last() {
             self.next = last.offset + 1;
         }

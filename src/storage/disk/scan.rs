@@ -10,7 +10,7 @@
 use std::io;
 use std::ops::Range;
 
-use super::file::SegmentFile;
+use super::fs::SegmentFile;
 use super::store::{FRAME_HEADER_BYTES, FrameHeader};
 
 /// How many bytes the scan reads from the file at a time.
@@ -18,7 +18,7 @@ const WINDOW_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What a scan found.
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(super) struct Scan {
     /// The frame position of each offset from the scan's first, in order. Offsets in a corrupt
     /// range map to the position where the damage starts, which never verifies as their frame.
     pub positions: Vec<u64>,
@@ -32,14 +32,14 @@ pub struct Scan {
 
 impl Scan {
     /// The offset after the last one scanned (valid or corrupt).
-    pub fn next_offset(&self, first: u64) -> u64 {
+    pub(super) fn next_offset(&self, first: u64) -> u64 {
         first + self.positions.len() as u64
     }
 }
 
 /// Scans the frames of `file` in `[pos, len)`, the first expected to hold `offset`, stopping
 /// after `max_records` offsets (valid or corrupt).
-pub fn scan(
+pub(super) fn scan(
     file: &dyn SegmentFile,
     mut pos: u64,
     len: u64,
@@ -213,7 +213,7 @@ impl<'a> Window<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::file::OsFiles;
+    use super::super::fs::OsFiles;
     use super::super::store::{STORE_HEADER_BYTES, Store, encode_frame};
     use super::*;
 

@@ -1,11 +1,21 @@
 //! The storage layer: the [`CommitLog`] contract and its two implementations.
 //!
-//! This module deals in bytes, offsets and its own [`Error`]; it never imports tonic or the
-//! generated API, so it can be embedded, benchmarked and fuzzed alone.
+//! This module deals in bytes, offsets and its own [`Error`]; it never imports tonic, the
+//! generated API or the server, so it can be embedded, benchmarked and fuzzed alone.
+//!
+//! | file | owns |
+//! |------|------|
+//! | `mod.rs` | [`CommitLog`], its contract, and [`Record`] |
+//! | `config.rs` | [`LogConfig`]: the record rules every log keeps |
+//! | `error.rs` | [`Error`] |
+//! | `locks.rs` | the one lock-poisoning policy |
+//! | `memory.rs` | [`MemoryLog`] |
+//! | `disk/` | [`DiskLog`] and its files |
 
 mod config;
 pub mod disk;
 mod error;
+pub(crate) mod locks;
 mod memory;
 
 use std::ops::Range;
@@ -13,18 +23,18 @@ use std::ops::Range;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-pub use config::{FsyncPolicy, LogConfig};
-
-pub use disk::DiskLog;
+pub use config::{DEFAULT_MAX_RECORD_BYTES, LogConfig};
+pub use disk::{DiskConfig, DiskLog, FsyncPolicy};
 pub use error::{Error, Result};
 pub use memory::MemoryLog;
 
-/// One record read back from a log.
+/// One record of a log, as storage holds it and as the client hands it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The record's position in the log.
     pub offset: u64,
-    /// Milliseconds since the Unix epoch at which the log appended the record.
+    /// Milliseconds since the Unix epoch at which the log appended the record; never decreasing
+    /// within a log (see [`CommitLog`], "Time").
     pub timestamp_ms: u64,
     /// The payload; may be empty.
     pub value: Bytes,
@@ -52,6 +62,9 @@ pub struct Record {
 ///   already be in the file and reappear after a restart: a producer that retries gets
 ///   at-least-once delivery.) Empty values are valid records; a value larger
 ///   than `max_record_bytes` is rejected with [`Error::RecordTooLarge`].
+/// - **Time.** Every record is stamped with the time the log appended it, in milliseconds since
+///   the Unix epoch: `max(now, the previous record's timestamp)`, so a clock stepping back never
+///   reorders time within a log, across restarts too. A batch shares one timestamp.
 /// - **Read.** [`read`](Self::read) of an offset outside `[lowest, next)` fails with
 ///   [`Error::OffsetOutOfRange`], which carries the requested offset and the current bounds. A
 ///   record whose bytes fail their checksum fails with [`Error::Corrupt`]: corruption is never
@@ -62,7 +75,7 @@ pub struct Record {
 /// - **Watch.** [`subscribe`](Self::subscribe) returns a receiver of the commit point
 ///   (`next_offset`). Tailing readers wait on it; a `watch` cannot lose a wake-up. The sender is
 ///   dropped when the log is closed or dropped, which ends every waiter.
-/// - **Failure.** After a failed sync the log turns read-only: appends fail with
+/// - **Failure.** After a failed sync, or a lock poisoned by a panic, the log turns read-only: appends fail with
 ///   [`Error::ReadOnly`] until it is reopened. Reads go on working.
 /// - **Close.** [`close`](Self::close) syncs and trims the files; afterwards every call fails with
 ///   [`Error::Closed`]. Dropping a log without closing it is a faithful crash: nothing is lost that
@@ -92,6 +105,9 @@ pub trait CommitLog: Send + Sync + 'static {
     /// The commit point: the offset the next record will get.
     fn next_offset(&self) -> u64;
 
+    /// The largest value an append accepts (its [`LogConfig::max_record_bytes`]).
+    fn max_record_bytes(&self) -> usize;
+
     /// Drops every whole segment below `lowest`, never the active one. Returns the new lowest
     /// offset.
     fn truncate(&self, lowest: u64) -> Result<u64>;
@@ -103,10 +119,11 @@ pub trait CommitLog: Send + Sync + 'static {
     fn close(&self) -> Result<()>;
 }
 
-/// Milliseconds since the Unix epoch, for record timestamps.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
+/// The timestamp of a record appended after one stamped `previous`: now in milliseconds since
+/// the Unix epoch, or `previous` if the clock says earlier.
+pub(crate) fn next_timestamp(previous: u64) -> u64 {
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    now.max(previous)
 }

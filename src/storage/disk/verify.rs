@@ -10,11 +10,12 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use super::file::{SegmentFile, open_read_only};
+use super::fs::{SegmentFile, open_read_only};
 use super::scan::scan;
-use super::segment::{is_unborn, list_bases, store_path};
+use super::dir::{list_bases, store_path};
+use super::recovery::is_unborn;
 use super::store::{STORE_HEADER_BYTES, check_header};
-use crate::log::Result;
+use crate::storage::Result;
 
 /// What `verify` found in one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

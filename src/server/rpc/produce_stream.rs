@@ -20,12 +20,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
-use super::config::ServerConfig;
-use super::drain::Drain;
-use super::service::{blocking, record_value};
-use super::status;
 use crate::api::v1::{ProduceRequest, ProduceResponse};
-use crate::log::CommitLog;
+use crate::server::config::ServerConfig;
+use crate::server::drain::Drain;
+use crate::server::handle::LogHandle;
+use crate::server::status;
+use crate::server::wire::record_value;
 
 /// Per-record overhead charged against the queue budget, so that even empty records are bounded.
 const RECORD_OVERHEAD: usize = 64;
@@ -48,7 +48,7 @@ impl Drop for AbortOnDrop {
 
 /// The state of one ProduceStream call.
 struct Pipeline {
-    log: Arc<dyn CommitLog>,
+    log: LogHandle,
     queue: mpsc::UnboundedReceiver<Queued>,
     /// Offsets appended but not yet acked.
     acks: Range<u64>,
@@ -62,15 +62,15 @@ struct Pipeline {
 }
 
 /// The response stream of a ProduceStream call over `requests`.
-pub(crate) fn pipeline(
-    log: Arc<dyn CommitLog>,
+pub(super) fn pipeline(
+    log: LogHandle,
     requests: Streaming<ProduceRequest>,
     config: &ServerConfig,
     drain: Drain,
 ) -> impl Stream<Item = Result<ProduceResponse, Status>> + Send + 'static {
     let (tx, queue) = mpsc::unbounded_channel();
     let budget = config.produce_queue_bytes.clamp(1, Semaphore::MAX_PERMITS).min(u32::MAX as usize);
-    let reader = tokio::spawn(read_requests(requests, tx, budget, config.max_record_bytes));
+    let reader = tokio::spawn(read_requests(requests, tx, budget, log.max_record_bytes()));
     let state = Pipeline {
         log,
         queue,
@@ -174,17 +174,8 @@ impl Pipeline {
         if values.is_empty() {
             return;
         }
-        let expected = values.len() as u64;
-        match blocking(&self.log, move |log| log.append_batch(&values)).await {
-            Ok(range) if range.end - range.start == expected => self.acks = range,
-            Ok(range) => {
-                tracing::error!(
-                    ?range,
-                    expected,
-                    "append_batch returned the wrong number of offsets"
-                );
-                self.failure = Some(Status::internal("internal error"));
-            }
+        match self.log.append_batch(values).await {
+            Ok(range) => self.acks = range,
             // The batch appended nothing: its failure comes before any later request's.
             Err(status) => self.failure = Some(status),
         }

@@ -6,11 +6,13 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::{CommitLog, Error, LogConfig, Record, Result, now_ms};
+use super::locks::{Locks, POISONED};
+use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
 
 /// An in-memory log. Truncation drops exactly the records below the offset asked for (it has no
 /// segments), never past the commit point.
@@ -19,13 +21,23 @@ pub struct MemoryLog {
     /// Appends take the write lock for the push and the watch update, so the watch never runs
     /// ahead of or behind the records; reads share the read lock.
     inner: RwLock<Inner>,
-    max_record_bytes: usize,
+    config: LogConfig,
+    /// Set when a lock was found poisoned: appends fail from then on (see `storage::locks`).
+    poisoned: AtomicBool,
+}
+
+impl Locks for MemoryLog {
+    fn on_poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
 }
 
 #[derive(Debug)]
 struct Inner {
     lowest: u64,
     records: VecDeque<Record>,
+    /// The last record's timestamp: the next one gets at least this.
+    last_timestamp_ms: u64,
     /// The commit point's sender; `None` once closed, which ends every waiter.
     commit: Option<watch::Sender<u64>>,
 }
@@ -48,18 +60,20 @@ impl MemoryLog {
             inner: RwLock::new(Inner {
                 lowest,
                 records: VecDeque::new(),
+                last_timestamp_ms: 0,
                 commit: Some(watch::Sender::new(lowest)),
             }),
-            max_record_bytes: config.max_record_bytes,
+            config,
+            poisoned: AtomicBool::new(false),
         }
     }
 
     fn read_inner(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+        self.read_locked(&self.inner)
     }
 
     fn write_inner(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+        self.write_locked(&self.inner)
     }
 }
 
@@ -75,18 +89,25 @@ impl CommitLog for MemoryLog {
     }
 
     fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
-        if let Some(big) = values.iter().find(|v| v.len() > self.max_record_bytes) {
-            return Err(Error::RecordTooLarge { size: big.len(), max: self.max_record_bytes });
-        }
+        self.config.check_values(values)?;
         let mut inner = self.write_inner();
         inner.check_open()?;
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::ReadOnly(POISONED.to_string()));
+        }
         let start = inner.next();
-        let timestamp_ms = now_ms();
+        let end = start
+            .checked_add(values.len() as u64)
+            .ok_or(Error::OffsetsExhausted { next: start })?;
+        let timestamp_ms = next_timestamp(inner.last_timestamp_ms);
         for (i, value) in values.iter().enumerate() {
             let offset = start + i as u64;
             inner.records.push_back(Record { offset, timestamp_ms, value: value.clone() });
         }
-        let end = inner.next();
+        if !values.is_empty() {
+            inner.last_timestamp_ms = timestamp_ms;
+        }
+        debug_assert_eq!(inner.next(), end);
         if end != start
             && let Some(commit) = &inner.commit
         {
@@ -134,6 +155,10 @@ impl CommitLog for MemoryLog {
 
     fn next_offset(&self) -> u64 {
         self.read_inner().next()
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.config.max_record_bytes
     }
 
     fn truncate(&self, lowest: u64) -> Result<u64> {

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::file::{FileOpener, SegmentFile};
+use super::fs::{FileOpener, SegmentFile};
 
 /// The store header's magic.
 pub const MAGIC: &[u8; 8] = b"GIROKLOG";
@@ -283,7 +283,7 @@ pub fn read_at(file: &dyn SegmentFile, pos: u64, len: u64) -> io::Result<Bytes> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::file::OsFiles;
+    use super::super::fs::OsFiles;
     use super::*;
 
     fn frame(offset: u64, value: &[u8]) -> Bytes {

@@ -1,0 +1,32 @@
+//! The vocabulary of girok's rich error details (`google.rpc.ErrorInfo`): its domain, the
+//! reasons it gives and the metadata keys it fills. The server writes these and the client
+//! decodes them; both name them from here, so neither depends on the other.
+
+/// `ErrorInfo.domain` of every error girok reports.
+pub const DOMAIN: &str = "girok";
+
+/// `ErrorInfo.reason` values.
+pub mod reason {
+    /// `OUT_OF_RANGE`: a read outside the committed range `[lowest_offset, next_offset)`.
+    pub const OFFSET_OUT_OF_RANGE: &str = "OFFSET_OUT_OF_RANGE";
+    /// `DATA_LOSS`: a stored record failed its checksum.
+    pub const RECORD_CORRUPT: &str = "RECORD_CORRUPT";
+    /// `RESOURCE_EXHAUSTED`: the server's disk is full; retry later.
+    pub const DISK_FULL: &str = "DISK_FULL";
+    /// `RESOURCE_EXHAUSTED`: a message above a size limit; never retry it as is.
+    pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
+    /// `RESOURCE_EXHAUSTED`: the log has used every offset a `uint64` holds.
+    pub const OFFSETS_EXHAUSTED: &str = "OFFSETS_EXHAUSTED";
+}
+
+/// `ErrorInfo.metadata` keys; offsets are written in base 10.
+pub mod key {
+    /// The offset a call asked for.
+    pub const OFFSET: &str = "offset";
+    /// The lowest offset the log held.
+    pub const LOWEST_OFFSET: &str = "lowest_offset";
+    /// The log's commit point.
+    pub const NEXT_OFFSET: &str = "next_offset";
+    /// A limit, in bytes.
+    pub const LIMIT_BYTES: &str = "limit_bytes";
+}

@@ -1,0 +1,67 @@
+//! The router: the Log, health and reflection services behind one hyper service, with tonic's
+//! decode-limit status rewritten on the way out.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use tonic::codegen::{Service, http};
+use tonic::service::Routes;
+use tonic_health::pb::health_server::{Health, HealthServer};
+
+use super::ServerError;
+use super::config::ServerConfig;
+use super::drain::Drain;
+use super::handle::LogHandle;
+use super::rpc::LogService;
+use super::status;
+use crate::api::v1::log_server::LogServer;
+
+/// Every service the server answers, as one hyper service. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct Router {
+    routes: Routes,
+}
+
+impl Router {
+    /// The Log service over `log`, with `health` and reflection (v1 and v1alpha) beside it.
+    pub(super) fn new(
+        log: LogHandle,
+        config: Arc<ServerConfig>,
+        drain: Drain,
+        health: HealthServer<impl Health>,
+    ) -> Result<Self, ServerError> {
+        let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
+        let log_service = LogServer::new(LogService::new(log, config, drain))
+            .max_decoding_message_size(decode)
+            .max_encoding_message_size(encode);
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::api::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        };
+        let routes = Routes::new(log_service)
+            .add_service(health)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
+        Ok(Self { routes })
+    }
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for Router {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
+        let mut routes = self.routes.clone();
+        Box::pin(async move {
+            let response = routes.call(request).await?;
+            Ok(status::rewrite_decode_limit(response))
+        })
+    }
+}
