@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy};
 
 const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 * 1024, "64KiB")];
 /// Records per batch for each size: about 100 KiB to 1 MiB per batch.
@@ -26,7 +26,7 @@ fn bench_dir() -> tempfile::TempDir {
 }
 
 fn open(dir: &tempfile::TempDir, fsync: FsyncPolicy) -> DiskLog {
-    DiskLog::open(dir.path(), LogConfig { fsync, ..LogConfig::default() }).expect("open log")
+    DiskLog::open(dir.path(), DiskConfig { fsync, ..DiskConfig::default() }).expect("open log")
 }
 
 fn policies() -> [(FsyncPolicy, &'static str); 2] {

@@ -9,15 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy};
 
 const RUNS: usize = 5;
 
 /// One run: (worst append, worst read).
 fn run() -> (Duration, Duration) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let config =
-        LogConfig { fsync: FsyncPolicy::Never, max_store_bytes: 64 << 20, ..LogConfig::default() };
+    let config = DiskConfig {
+        fsync: FsyncPolicy::Never,
+        max_store_bytes: 64 << 20,
+        ..DiskConfig::default()
+    };
     let log = Arc::new(DiskLog::open(dir.path(), config).expect("open"));
     let values = vec![Bytes::from(vec![1u8; 1000]); 200];
     log.append_batch(&values).expect("append");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use girok::client::Client;
-use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig, MemoryLog};
 use girok::server::{self, ServerConfig};
+use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, MemoryLog};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -47,7 +47,7 @@ fn start(rt: &Runtime, fsync: Option<FsyncPolicy>) -> Bench {
         None => (Arc::new(MemoryLog::default()), None),
         Some(fsync) => {
             let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-            let config = LogConfig { fsync, ..LogConfig::default() };
+            let config = DiskConfig { fsync, ..DiskConfig::default() };
             (Arc::new(DiskLog::open(dir.path(), config).expect("open")), Some(dir))
         }
     };

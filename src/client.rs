@@ -118,7 +118,8 @@ impl Client {
     /// Reads the record at `offset`.
     pub async fn consume(&mut self, offset: u64) -> Result<Record> {
         let response = self.inner.consume(ConsumeRequest { offset }).await?.into_inner();
-        let record = response.record.ok_or_else(|| Status::internal("the server sent no record"))?;
+        let record =
+            response.record.ok_or_else(|| Status::internal("the server sent no record"))?;
         Ok(record.into())
     }
 

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
 use girok::client::{Client, ClientError};
-use girok::storage::{CommitLog, LogConfig, MemoryLog};
 use girok::server::ServerConfig;
+use girok::storage::{CommitLog, LogConfig, MemoryLog};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replays_then_delivers_live_records_promptly() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog};
+use girok::storage::{CommitLog, DiskConfig, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog};
 use tempfile::TempDir;
 
 /// A log under test and whatever must outlive it (the temp dir of a disk log).
@@ -31,7 +31,7 @@ fn memory(config: LogConfig) -> Subject {
 
 fn disk(config: LogConfig, fsync: FsyncPolicy) -> Subject {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = LogConfig { max_store_bytes: 256, max_index_bytes: 8 * 12, fsync, ..config };
+    let config = DiskConfig { log: config, max_store_bytes: 256, max_index_bytes: 8 * 12, fsync };
     let log = DiskLog::open(dir.path(), config).expect("open disk log");
     Subject { log: Arc::new(log), _dir: Some(dir) }
 }
@@ -125,6 +125,50 @@ fn batch_is_all_or_nothing(factory: Factory) {
     // The largest allowed record is fine.
     assert_eq!(log.append(Bytes::from(vec![1u8; 1024])).expect("append max"), 6);
     assert_eq!(log.read(6).expect("read").value.len(), 1024);
+}
+
+fn max_record_bytes_is_the_configured_limit(factory: Factory) {
+    // The log reports the record limit it enforces.
+    let s = factory(base_config());
+    assert_eq!(s.log.max_record_bytes(), 1024);
+}
+
+fn timestamps_are_append_times_that_never_decrease(factory: Factory) {
+    // Every record carries the time it was appended, in ms since the epoch, never decreasing.
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as u64
+    };
+    let s = factory(base_config());
+    let log = s.log.as_ref();
+    let before = now_ms();
+    append_mixed(log, 20);
+    let after = now_ms();
+    let mut previous = 0;
+    for offset in 0..20 {
+        let stamp = log.read(offset).expect("read").timestamp_ms;
+        assert!((before..=after).contains(&stamp), "{stamp} outside [{before}, {after}]");
+        assert!(stamp >= previous, "time went back at offset {offset}");
+        previous = stamp;
+    }
+}
+
+fn offsets_stop_before_they_wrap(factory: Factory) {
+    // A log near the end of the offset space refuses a batch that would wrap, appending nothing.
+    let last = u64::MAX - 1;
+    let s = factory(LogConfig { initial_offset: last - 2, ..base_config() });
+    let log = s.log.as_ref();
+    assert_eq!(log.append_batch(&[Bytes::new(), Bytes::new()]).expect("batch"), last - 2..last);
+    assert_eq!(log.append(Bytes::from_static(b"last")).expect("the last offset"), last);
+    assert_eq!(log.next_offset(), u64::MAX);
+    match log.append(Bytes::new()) {
+        Err(Error::OffsetsExhausted { next: u64::MAX }) => {}
+        other => panic!("expected OffsetsExhausted, got {other:?}"),
+    }
+    assert_eq!((log.lowest_offset(), log.next_offset()), (last - 2, u64::MAX));
+    assert_eq!(log.read(last).expect("read").value, "last");
 }
 
 fn empty_values_are_records(factory: Factory) {
@@ -368,68 +412,44 @@ fn concurrent_appends_get_unique_dense_offsets(factory: Factory) {
     }
 }
 
-/// Instantiates every contract check for one factory, as a module of tests.
+/// Instantiates every check for every implementation: a module per implementation, a test per
+/// check in it (`memory::batch_is_all_or_nothing`, `disk_always::…`).
 macro_rules! contract_suite {
-    ($name:ident, $factory:expr) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn dense_offsets_from_zero() {
-                super::dense_offsets_from_zero($factory);
-            }
-            #[test]
-            fn dense_offsets_from_initial_offset() {
-                super::dense_offsets_from_initial_offset($factory);
-            }
-            #[test]
-            fn batch_is_all_or_nothing() {
-                super::batch_is_all_or_nothing($factory);
-            }
-            #[test]
-            fn empty_values_are_records() {
-                super::empty_values_are_records($factory);
-            }
-            #[test]
-            fn empty_batch_appends_nothing() {
-                super::empty_batch_appends_nothing($factory);
-            }
-            #[test]
-            fn reads_out_of_range_carry_bounds() {
-                super::reads_out_of_range_carry_bounds($factory);
-            }
-            #[test]
-            fn read_batch_respects_limits() {
-                super::read_batch_respects_limits($factory);
-            }
-            #[test]
-            fn truncate_is_bounded_and_monotonic() {
-                super::truncate_is_bounded_and_monotonic($factory);
-            }
-            #[test]
-            fn subscribe_sees_the_commit_point() {
-                super::subscribe_sees_the_commit_point($factory);
-            }
-            #[test]
-            fn the_watch_never_runs_ahead_of_reads() {
-                super::the_watch_never_runs_ahead_of_reads($factory);
-            }
-            #[test]
-            fn close_ends_everything() {
-                super::close_ends_everything($factory);
-            }
-            #[test]
-            fn concurrent_appends_get_unique_dense_offsets() {
-                super::concurrent_appends_get_unique_dense_offsets($factory);
-            }
+    (implementations: [$($implementation:ident),* $(,)?]; checks: $checks:tt $(;)?) => {
+        $(contract_suite!(@one $implementation $checks);)*
+    };
+    (@one $implementation:ident [$($check:ident),* $(,)?]) => {
+        mod $implementation {
+            $(
+                #[test]
+                fn $check() {
+                    super::$check(super::$implementation);
+                }
+            )*
         }
     };
 }
 
-contract_suite!(memory_log, memory);
-contract_suite!(disk_log_fsync_never, disk_never);
-contract_suite!(disk_log_fsync_always, disk_always);
-contract_suite!(disk_log_fsync_interval, disk_interval);
+contract_suite! {
+    implementations: [memory, disk_never, disk_always, disk_interval];
+    checks: [
+        dense_offsets_from_zero,
+        dense_offsets_from_initial_offset,
+        batch_is_all_or_nothing,
+        max_record_bytes_is_the_configured_limit,
+        timestamps_are_append_times_that_never_decrease,
+        offsets_stop_before_they_wrap,
+        empty_values_are_records,
+        empty_batch_appends_nothing,
+        reads_out_of_range_carry_bounds,
+        read_batch_respects_limits,
+        truncate_is_bounded_and_monotonic,
+        subscribe_sees_the_commit_point,
+        the_watch_never_runs_ahead_of_reads,
+        close_ends_everything,
+        concurrent_appends_get_unique_dense_offsets,
+    ];
+}
 
 #[test]
 fn disk_truncate_keeps_the_active_segment() {

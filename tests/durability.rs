@@ -3,25 +3,25 @@
 //! it, and a power cut that drops every unsynced write never takes back a record acknowledged
 //! under `FsyncPolicy::Always`.
 
-mod storage_common;
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::storage::*;
 use girok::storage::disk::verify;
-use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
-use storage_common::*;
+use girok::storage::{CommitLog, DiskConfig, DiskLog, Error, FsyncPolicy};
 
-fn open_faulty(dir: &Path, config: &LogConfig) -> (DiskLog, FaultyFiles) {
+fn open_faulty(dir: &Path, config: &DiskConfig) -> (DiskLog, FaultyFiles) {
     let files = FaultyFiles::new();
     let log = DiskLog::open_with(dir, config.clone(), Arc::new(files.clone())).expect("open");
     (log, files)
 }
 
 /// Reopens `dir` with plain files and checks `[0, n)` plus densely continued appends.
-fn assert_reopens_with(dir: &Path, config: &LogConfig, n: u64) {
+fn assert_reopens_with(dir: &Path, config: &DiskConfig, n: u64) {
     let log = open(dir, config);
     assert!(log.next_offset() >= n, "lost acknowledged records: next {}", log.next_offset());
     assert_values(&log, 0..n);
@@ -94,7 +94,7 @@ fn a_failed_seal_turns_the_log_read_only_under_never() {
 fn a_failed_interval_sync_turns_the_log_read_only() {
     // Under Interval the background syncer's failure is what turns appends away.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
+    let config = DiskConfig {
         max_store_bytes: 1 << 20,
         ..small_config(FsyncPolicy::Interval(Duration::from_millis(1)))
     };
@@ -165,7 +165,7 @@ fn a_power_cut_under_never_can_take_back_acknowledged_records() {
     // The simulation bites: without syncs, a power cut loses the active segment's tail, and what
     // is left is a clean, dense prefix.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_store_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
+    let config = DiskConfig { max_store_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
     let (log, files) = open_faulty(dir.path(), &config);
     fill(&log, 0, 5);
     files.power_cut();
@@ -215,7 +215,7 @@ fn a_power_cut_during_concurrent_appends_keeps_every_acknowledged_record() {
     // Appenders race under Always (group commit) when the power goes; each record any of them
     // saw acknowledged, or a reader saw committed, is there after the restart, with its value.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_store_bytes: 2048, ..small_config(FsyncPolicy::Always) };
+    let config = DiskConfig { max_store_bytes: 2048, ..small_config(FsyncPolicy::Always) };
     let (log, files) = open_faulty(dir.path(), &config);
     let log = Arc::new(log);
     let writers: Vec<_> = (0..3)
@@ -276,11 +276,11 @@ fn records_recovered_after_a_crash_are_synced_before_they_are_served() {
     // Records a crash left written but unsynced become readable on reopen only once they are
     // durable: a power cut right after the reopen takes none of them back.
     let dir = tempfile::tempdir().unwrap();
-    let never = LogConfig { max_store_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
+    let never = DiskConfig { max_store_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
     let (log, files) = open_faulty(dir.path(), &never);
     fill(&log, 0, 5);
     drop(log);
-    let always = LogConfig { fsync: FsyncPolicy::Always, ..never.clone() };
+    let always = DiskConfig { fsync: FsyncPolicy::Always, ..never.clone() };
     let log = DiskLog::open_with(dir.path(), always.clone(), Arc::new(files.clone())).unwrap();
     let served = log.next_offset();
     assert_eq!(served, 5);
@@ -298,7 +298,7 @@ fn concurrent_appends_under_always_share_syncs() {
     // it, instead of each paying for a sync of its own; every append still returns committed.
     let dir = tempfile::tempdir().unwrap();
     // One segment for the whole test, so that every sync counted is an append's.
-    let config = LogConfig { fsync: FsyncPolicy::Always, ..LogConfig::default() };
+    let config = DiskConfig { fsync: FsyncPolicy::Always, ..DiskConfig::default() };
     let (log, files) = open_faulty(dir.path(), &config);
     files.slow_sync(Duration::from_millis(2));
     let before = files.sync_count();

@@ -5,15 +5,17 @@
 //!
 //! Cases: `GIROK_PROPTEST_CASES` (default 100, sized for CI: about ten seconds).
 
-mod storage_common;
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog, Record};
+use common::storage::{FaultyFiles, segment_bases};
+use girok::storage::{
+    CommitLog, DiskConfig, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog, Record,
+};
 use proptest::prelude::*;
-use storage_common::{FaultyFiles, segment_bases};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -62,13 +64,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> impl Strategy<Value = LogConfig> {
+fn config() -> impl Strategy<Value = DiskConfig> {
     (64..320u64, 24..100u64, prop_oneof![Just(0u64), Just(1u64 << 40)], 0..4u8).prop_map(
-        |(max_store_bytes, max_index_bytes, initial_offset, fsync)| LogConfig {
+        |(max_store_bytes, max_index_bytes, initial_offset, fsync)| DiskConfig {
             max_store_bytes,
             max_index_bytes,
-            max_record_bytes: 300,
-            initial_offset,
+            log: LogConfig { max_record_bytes: 300, initial_offset },
             fsync: if fsync == 0 { FsyncPolicy::Always } else { FsyncPolicy::Never },
         },
     )
@@ -96,14 +97,14 @@ fn same_error(disk: &Error, oracle: &Error) -> bool {
 }
 
 /// Opens the disk log through a fresh fault-injecting opener.
-fn open(dir: &Path, config: &LogConfig) -> (DiskLog, FaultyFiles) {
+fn open(dir: &Path, config: &DiskConfig) -> (DiskLog, FaultyFiles) {
     let files = FaultyFiles::new();
     let log = DiskLog::open_with(dir, config.clone(), Arc::new(files.clone())).expect("open");
     (log, files)
 }
 
-fn run(dir: &Path, config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let oracle = MemoryLog::new(config.clone());
+fn run(dir: &Path, config: DiskConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let oracle = MemoryLog::new(config.log.clone());
     let (log, mut files) = open(dir, &config);
     let mut disk = Some(log);
     for (step, op) in ops.into_iter().enumerate() {
@@ -229,7 +230,7 @@ fn run(dir: &Path, config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError>
     Ok(())
 }
 
-fn reopen(dir: &Path, config: &LogConfig) -> (Option<DiskLog>, FaultyFiles) {
+fn reopen(dir: &Path, config: &DiskConfig) -> (Option<DiskLog>, FaultyFiles) {
     let (log, files) = open(dir, config);
     (Some(log), files)
 }

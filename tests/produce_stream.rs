@@ -11,12 +11,12 @@ use bytes::Bytes;
 use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
 use girok::api::v1::{ProduceRequest, Record};
-use girok::storage::{CommitLog, Error, LogConfig};
 use girok::server::ServerConfig;
+use girok::storage::{CommitLog, Error, LogConfig};
 use tonic::Code;
 
 fn request(value: impl Into<Bytes>) -> ProduceRequest {
-    ProduceRequest { record: Some(Record { value: value.into(), offset: 0 }) }
+    ProduceRequest { record: Some(Record { value: value.into(), ..Record::default() }) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -87,9 +87,9 @@ async fn a_message_over_the_transport_limit_mid_stream_is_resource_exhausted() {
     // A message above the decode limit ends the stream with RESOURCE_EXHAUSTED after acking
     // the records before it.
     for_each_log(|logs| async move {
-        let config = ServerConfig { max_decoding_message_size: 64 * 1024, ..Default::default() }
-            .with_max_record_bytes(16 * 1024);
-        let server = start_server_with(logs.open_default(), config).await;
+        let config = ServerConfig { max_decoding_message_size: 64 * 1024, ..Default::default() };
+        let log = logs.open(LogConfig { max_record_bytes: 16 * 1024, ..LogConfig::default() });
+        let server = start_server_with(log, config).await;
         let mut client = server.client().await;
         let mut values: Vec<Bytes> = (0..10).map(|i| Bytes::from(format!("{i}"))).collect();
         values.push(Bytes::from(vec![0; 100 * 1024]));

@@ -4,16 +4,16 @@
 //! Each test builds a log, closes it or drops it (a faithful crash), does surgery on the files,
 //! and reopens.
 
-mod storage_common;
+mod common;
 
 use std::path::Path;
 
 use bytes::Bytes;
+use common::storage::*;
 use girok::storage::disk::verify;
-use girok::storage::{CommitLog, DiskLog, Error, FsyncPolicy, LogConfig};
-use storage_common::*;
+use girok::storage::{CommitLog, DiskConfig, DiskLog, Error, FsyncPolicy, LogConfig};
 
-fn config() -> LogConfig {
+fn config() -> DiskConfig {
     small_config(FsyncPolicy::Never)
 }
 
@@ -223,7 +223,7 @@ fn flipped_bit_case(
     drop_index: bool,
     flip: FlipAt,
     close: bool,
-    config: &LogConfig,
+    config: &DiskConfig,
     what: &str,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +317,7 @@ fn a_record_larger_than_a_segment_gets_its_own() {
 fn an_index_size_not_a_multiple_of_the_entry_size_does_not_wedge() {
     // max_index_bytes of 3 entries and 7 bytes rolls every 3 records and keeps appending.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_store_bytes: 1 << 20, max_index_bytes: 3 * 12 + 7, ..config() };
+    let config = DiskConfig { max_store_bytes: 1 << 20, max_index_bytes: 3 * 12 + 7, ..config() };
     let log = DiskLog::open(dir.path(), config.clone()).unwrap();
     fill(&log, 0, 40);
     assert_eq!(log.segment_count(), 14);
@@ -337,7 +337,7 @@ fn many_small_segments_hold_two_descriptors_each_and_release_them() {
     // Thousands of records in 1 KiB segments open two descriptors per segment, no more, and
     // give all of them back on close.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_store_bytes: 1024, max_index_bytes: 1024, ..config() };
+    let config = DiskConfig { max_store_bytes: 1024, max_index_bytes: 1024, ..config() };
     let log = DiskLog::open(dir.path(), config.clone()).unwrap();
     let n = 3000;
     let values: Vec<Bytes> = (0..n).map(value_for).collect();
@@ -380,7 +380,8 @@ fn truncating_every_sealed_segment_leaves_a_working_log() {
 fn reopen_keeps_lowest_and_next_and_ignores_initial_offset() {
     // Reopening a log that starts at an initial offset keeps its bounds, whatever the config says.
     let dir = tempfile::tempdir().unwrap();
-    let first = LogConfig { initial_offset: 500, ..config() };
+    let first =
+        DiskConfig { log: LogConfig { initial_offset: 500, ..LogConfig::default() }, ..config() };
     let log = DiskLog::open(dir.path(), first).unwrap();
     for o in 500..530 {
         assert_eq!(log.append(value_for(o)).unwrap(), o);
@@ -495,7 +496,7 @@ fn a_batch_larger_than_an_index_into_an_empty_segment_stays_one_segment() {
     // segment's index instead of opening a second segment at the same base, so a truncation
     // afterwards neither fails nor deletes live files.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_store_bytes: 64, max_index_bytes: 24, ..config() };
+    let config = DiskConfig { max_store_bytes: 64, max_index_bytes: 24, ..config() };
     let log = DiskLog::open(dir.path(), config.clone()).unwrap();
     assert_eq!(log.append_batch(&[Bytes::new(), Bytes::new(), Bytes::new()]).unwrap(), 0..3);
     assert_eq!(log.segment_count(), 1);
@@ -543,7 +544,7 @@ fn a_zeroed_run_of_frames_mid_log_reads_as_corrupt_exactly_there() {
         for drop_index in [false, true] {
             let what = format!("sealed={sealed} drop_index={drop_index}");
             let dir = tempfile::tempdir().unwrap();
-            let config = LogConfig { max_store_bytes: 4096, max_index_bytes: 1024, ..config() };
+            let config = DiskConfig { max_store_bytes: 4096, max_index_bytes: 1024, ..config() };
             let value = |o: u64| Bytes::from(vec![o as u8 | 1; 40]);
             let log = DiskLog::open(dir.path(), config.clone()).unwrap();
             for o in 0..100 {

@@ -11,8 +11,8 @@ use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
 use girok::api::v1::{ProduceRequest, Record};
 use girok::client::ClientError;
-use girok::storage::{CommitLog, Error, LogConfig};
 use girok::server::ServerConfig;
+use girok::storage::{CommitLog, Error, LogConfig};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -109,8 +109,8 @@ async fn invalid_and_oversized_records_are_rejected() {
     // A request without a record and a value over --max-record-bytes both get INVALID_ARGUMENT
     // with a BadRequest violation naming the field, and nothing is appended.
     for_each_log(|logs| async move {
-        let config = ServerConfig::default().with_max_record_bytes(1024);
-        let server = start_server_with(logs.open_default(), config).await;
+        let log = logs.open(LogConfig { max_record_bytes: 1024, ..LogConfig::default() });
+        let server = start_server(log).await;
         let mut client = server.client().await;
 
         let missing = client.inner().produce(ProduceRequest { record: None }).await.unwrap_err();
@@ -118,8 +118,9 @@ async fn invalid_and_oversized_records_are_rejected() {
         let violations = missing.get_error_details().bad_request().expect("BadRequest").clone();
         assert_eq!(violations.field_violations[0].field, "record");
 
-        let big =
-            ProduceRequest { record: Some(Record { value: vec![7; 1025].into(), offset: 0 }) };
+        let big = ProduceRequest {
+            record: Some(Record { value: vec![7; 1025].into(), ..Record::default() }),
+        };
         let oversized = client.inner().produce(big).await.unwrap_err();
         assert_eq!(oversized.code(), Code::InvalidArgument);
         let violations = oversized.get_error_details().bad_request().expect("BadRequest").clone();
@@ -136,12 +137,14 @@ async fn message_over_the_transport_limit_is_resource_exhausted() {
     // A message above the decode limit is RESOURCE_EXHAUSTED (not tonic's OUT_OF_RANGE, which is
     // for offsets only), and nothing is appended.
     for_each_log(|logs| async move {
-        let config = ServerConfig { max_decoding_message_size: 64 * 1024, ..Default::default() }
-            .with_max_record_bytes(16 * 1024);
-        let server = start_server_with(logs.open_default(), config).await;
+        let config = ServerConfig { max_decoding_message_size: 64 * 1024, ..Default::default() };
+        let log = logs.open(LogConfig { max_record_bytes: 16 * 1024, ..LogConfig::default() });
+        let server = start_server_with(log, config).await;
         let mut client = server.client().await;
-        let err = client.produce(vec![1; 100 * 1024]).await.unwrap_err();
-        assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err:?}");
+        let err = client.inner().produce(produce_request(vec![1; 100 * 1024])).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        let info = err.get_error_details().error_info().expect("ErrorInfo").clone();
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("MESSAGE_TOO_LARGE", "girok"));
         assert_eq!(client.offsets().await.unwrap(), 0..0);
         assert_eq!(client.produce("after").await.unwrap(), 0);
     })
@@ -217,4 +220,8 @@ async fn a_stored_record_above_the_encoding_limit_is_resource_exhausted_not_out_
         assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
     })
     .await;
+}
+
+fn produce_request(value: Vec<u8>) -> ProduceRequest {
+    ProduceRequest { record: Some(Record { value: value.into(), ..Record::default() }) }
 }

@@ -73,7 +73,8 @@ pub async fn run(
     let http2 = http2_builder(&config);
     let shutdown_grace = config.shutdown_grace;
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
-    let service = Router::new(LogHandle::new(log), Arc::new(config), drain.clone(), health_service)?;
+    let service =
+        Router::new(LogHandle::new(log), Arc::new(config), drain.clone(), health_service)?;
 
     // Each connection holds a permit; when none is left a new connection is closed on accept.
     let mut connections = JoinSet::new();

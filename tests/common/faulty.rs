@@ -103,6 +103,10 @@ impl CommitLog for FaultyLog {
         self.inner.next_offset()
     }
 
+    fn max_record_bytes(&self) -> usize {
+        self.inner.max_record_bytes()
+    }
+
     fn truncate(&self, lowest: u64) -> Result<u64> {
         self.inner.truncate(lowest)
     }

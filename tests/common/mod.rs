@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod faulty;
+pub mod storage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use girok::client::Client;
-use girok::storage::{CommitLog, DiskLog, LogConfig, MemoryLog};
 use girok::server::{self, ServerConfig, ServerError};
+use girok::storage::{CommitLog, DiskLog, LogConfig, MemoryLog};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -28,7 +29,7 @@ type OpenLog = fn(&Path, LogConfig) -> Arc<dyn CommitLog>;
 /// Every `CommitLog` implementation the service tests run against: one line per implementation.
 const IMPLEMENTATIONS: &[(&str, OpenLog)] = &[
     ("memory", |_dir, config| Arc::new(MemoryLog::new(config))),
-    ("disk", |dir, config| Arc::new(DiskLog::open(dir, config).expect("open the disk log"))),
+    ("disk", |dir, config| Arc::new(DiskLog::open(dir, config.into()).expect("open the disk log"))),
 ];
 
 /// One log implementation with a fresh directory of its own.

@@ -549,7 +549,11 @@ mod tests {
         assert_eq!(log.shared.read_locked(&log.shared.state).segments.len(), 3);
         let batch = vec![bytes::Bytes::new(); 3];
         assert_eq!(log.append_batch(&batch).unwrap(), 7..10);
-        assert_eq!(log.shared.read_locked(&log.shared.state).segments.len(), 4, "a batch that does not fit starts a new segment");
+        assert_eq!(
+            log.shared.read_locked(&log.shared.state).segments.len(),
+            4,
+            "a batch that does not fit starts a new segment"
+        );
         log.close().unwrap();
         let sealed = std::fs::metadata(index_path(dir.path(), 0)).unwrap().len();
         assert_eq!(sealed, 36, "a sealed index is trimmed to its entries");

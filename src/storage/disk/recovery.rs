@@ -258,5 +258,4 @@ mod tests {
         assert!(matches!(segment.locate(3, 5, 1, 0), Err(Error::Corrupt { offset: 3, .. })));
         assert!(matches!(segment.locate(4, 5, 1, 0), Err(Error::Corrupt { offset: 4, .. })));
     }
-
 }

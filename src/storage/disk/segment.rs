@@ -16,7 +16,6 @@ use super::index::Index;
 use super::store::{FRAME_HEADER_BYTES, Store};
 use crate::storage::{Error, Result};
 
-
 /// Where a committed offset's frame lies, found under the log's lock and read outside it.
 #[derive(Debug)]
 pub(super) struct Located {

@@ -10,10 +10,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use super::fs::{SegmentFile, open_read_only};
-use super::scan::scan;
 use super::dir::{list_bases, store_path};
+use super::fs::{SegmentFile, open_read_only};
 use super::recovery::is_unborn;
+use super::scan::scan;
 use super::store::{STORE_HEADER_BYTES, check_header};
 use crate::storage::Result;
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use girok::storage::disk::fs::{FileOpener, SegmentFile};
-use girok::storage::{CommitLog, DiskLog, FsyncPolicy, LogConfig};
+use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, LogConfig};
 
 /// Bytes of a store file header.
 pub const STORE_HEADER: u64 = 24;
@@ -24,12 +24,11 @@ pub const STORE_HEADER: u64 = 24;
 pub const FRAME_HEADER: u64 = 24;
 
 /// A config with tiny segments so that tests roll often.
-pub fn small_config(fsync: FsyncPolicy) -> LogConfig {
-    LogConfig {
+pub fn small_config(fsync: FsyncPolicy) -> DiskConfig {
+    DiskConfig {
         max_store_bytes: 256,
         max_index_bytes: 8 * 12,
-        max_record_bytes: 4096,
-        initial_offset: 0,
+        log: LogConfig { max_record_bytes: 4096, initial_offset: 0 },
         fsync,
     }
 }
@@ -127,7 +126,7 @@ pub fn file_len(path: &Path) -> u64 {
 }
 
 /// Opens a disk log, panicking on failure.
-pub fn open(dir: &Path, config: &LogConfig) -> DiskLog {
+pub fn open(dir: &Path, config: &DiskConfig) -> DiskLog {
     DiskLog::open(dir, config.clone()).expect("open disk log")
 }
 
