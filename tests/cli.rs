@@ -1,39 +1,66 @@
 //! The `girok` command-line client against a real server: produce (arguments and stdin),
-//! consume, offsets, and the out-of-range error.
+//! consume, offsets, the out-of-range error, stdin read as raw bytes, failures that must not pass
+//! for success, and `--timeout` against servers that never answer.
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use common::binary::{PROCESS_TIMEOUT, wait_with_timeout};
 use common::{for_each_log, start_server};
+use girok::storage::LogConfig;
 
-/// Runs the `girok` binary off the runtime (it blocks), feeding `stdin`.
-async fn girok(url: &str, args: &[&str], stdin: &str) -> Output {
-    let (url, args, stdin) = (
-        url.to_string(),
-        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        stdin.to_string(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_girok"))
-            .arg("--addr")
-            .arg(url)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn girok");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("girok output")
-    })
-    .await
-    .expect("girok task")
+/// The `girok` command against `url`, with piped output, not yet started.
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
+    command.arg("--addr").arg(url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// Runs `command` to the end with `stdin` as its input, killing it after [`PROCESS_TIMEOUT`].
+fn run(mut command: Command, stdin: Input) -> Output {
+    let input = match stdin {
+        Input::Bytes(bytes) => {
+            command.stdin(Stdio::piped());
+            bytes
+        }
+        Input::File(file) => {
+            command.stdin(file);
+            Vec::new()
+        }
+    };
+    let mut child = command.spawn().expect("spawn girok");
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(&input).expect("write stdin");
+    }
+    wait_with_timeout(child, PROCESS_TIMEOUT)
+}
+
+/// What a run reads on stdin.
+enum Input {
+    Bytes(Vec<u8>),
+    File(File),
+}
+
+/// Runs `girok` off the runtime (it blocks), feeding `stdin`.
+async fn girok(url: &str, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
+    let command = command(url, args);
+    let input = Input::Bytes(stdin.as_ref().to_vec());
+    tokio::task::spawn_blocking(move || run(command, input)).await.expect("girok task")
 }
 
 fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn error_text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,8 +79,204 @@ async fn produce_consume_and_offsets_from_the_command_line() {
         assert_eq!(text(&girok(&url, &["offsets"], "").await), "0 4\n");
         let missing = girok(&url, &["consume", "9"], "").await;
         assert!(!missing.status.success());
-        let error = String::from_utf8_lossy(&missing.stderr);
+        let error = error_text(&missing);
         assert!(error.contains("offset 9 is out of range [0, 4)"), "{error}");
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_lines_are_records_of_raw_bytes() {
+    // Every line of stdin becomes a record whatever its bytes: invalid UTF-8 in the middle, an
+    // empty line, `\r\n` and a last line without a newline all arrive, with the line ending gone.
+    for_each_log(|logs| async move {
+        let server = start_server(logs.open_default()).await;
+        let input = b"one\ntwo\r\n\xff\xfe three\n\nfive";
+        let streamed = girok(&server.url(), &["produce"], input).await;
+        assert!(streamed.status.success(), "{}", error_text(&streamed));
+        assert_eq!(text(&streamed), "0\n1\n2\n3\n4\n");
+        let mut client = server.client().await;
+        let expected: [&[u8]; 5] = [b"one", b"two", b"\xff\xfe three", b"", b"five"];
+        for (offset, value) in (0..).zip(expected) {
+            assert_eq!(client.consume(offset).await.unwrap().value, Bytes::from_static(value));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stdin_fails_the_command() {
+    // A stdin that cannot be read (a directory) ends `produce` non-zero with a message naming
+    // stdin, not with a silent success.
+    let server = start_server(common::factories().remove(0).open_default()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdin = File::open(dir.path()).expect("open a directory for reading");
+    let command = command(&server.url(), &["produce"]);
+    let output = common::bounded("girok produce", async {
+        tokio::task::spawn_blocking(move || run(command, Input::File(stdin))).await.unwrap()
+    })
+    .await;
+    assert!(!output.status.success(), "exit {:?}", output.status);
+    let error = error_text(&output);
+    assert!(error.contains("stdin"), "{error}");
+    assert_eq!(server.client().await.offsets().await.unwrap(), 0..0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_server_ends_with_an_error_fails_the_command() {
+    // When the server ends the stream with an error (a line over the record limit), the acks
+    // before it are printed and the command exits non-zero with the status.
+    for_each_log(|logs| async move {
+        let server =
+            start_server(logs.open(LogConfig { max_record_bytes: 8, ..LogConfig::default() }))
+                .await;
+        let output = girok(&server.url(), &["produce"], "a\nb\nfar too long a line\nd\n").await;
+        assert!(!output.status.success(), "exit {:?}", output.status);
+        assert_eq!(text(&output), "0\n1\n");
+        let error = error_text(&output);
+        assert!(error.starts_with("girok: "), "{error}");
+        assert_eq!(server.client().await.offsets().await.unwrap(), 0..2);
+    })
+    .await;
+}
+
+/// A listener that accepts connections into its backlog but never reads or answers.
+fn silent_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    (listener, url)
+}
+
+/// Runs `girok --timeout 1s ARGS` against `url`, and answers its output and how long it took.
+fn timed(url: &str, args: &[&str], stdin: &str) -> (Output, Duration) {
+    let mut command = command(url, &["--timeout", "1s"]);
+    command.args(args);
+    let started = Instant::now();
+    let output = run(command, Input::Bytes(stdin.as_bytes().to_vec()));
+    (output, started.elapsed())
+}
+
+#[test]
+fn every_command_gives_up_on_a_server_that_never_answers() {
+    // Against a TCP listener that never speaks HTTP/2, each command that talks to the server
+    // exits non-zero soon after `--timeout 1s`, with a message naming the address.
+    let (_listener, url) = silent_listener();
+    let commands: [&[&str]; 6] = [
+        &["produce", "a"],
+        &["produce"],
+        &["consume", "0"],
+        &["offsets"],
+        &["tail"],
+        &["tail", "--from", "0"],
+    ];
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = commands
+            .iter()
+            .map(|args| (args, scope.spawn(|| timed(&url, args, "a\nb\n"))))
+            .collect();
+        for (args, run) in runs {
+            let (output, took) = run.join().expect("girok run");
+            assert!(!output.status.success(), "{args:?}: exit {:?}", output.status);
+            assert!(took < Duration::from_secs(5), "{args:?}: took {took:?}");
+            let error = error_text(&output);
+            assert!(error.contains(&url) && error.contains("timed out"), "{args:?}: {error}");
+        }
+    });
+}
+
+#[test]
+fn a_server_whose_backlog_is_full_times_out_the_connect() {
+    // A listener whose accept queue is full drops new connections' SYNs, so the TCP connect
+    // itself never completes: `--timeout 1s` still ends the command, naming the address.
+    let (listener, url) = silent_listener();
+    // SAFETY: `listen` only changes the backlog of the socket `listener` owns and keeps open for
+    // the whole call; it touches no memory of ours.
+    let rc = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 0) };
+    assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
+    // With a backlog of 0 the queue holds one connection: this one fills it.
+    let _filler = TcpStream::connect(listener.local_addr().unwrap()).expect("fill the backlog");
+    let (output, took) = timed(&url, &["produce", "a"], "");
+    assert!(!output.status.success(), "exit {:?}", output.status);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let error = error_text(&output);
+    assert!(error.contains(&url) && error.contains("connecting"), "{error}");
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The lines a child prints, as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_outlive_the_timeout_while_they_are_open() {
+    // `--timeout` bounds only the opening of a stream: a tail idle for three timeouts still
+    // prints the next record, and a stdin produce whose input pauses as long still succeeds.
+    let server = start_server(common::factories().remove(0).open_default()).await;
+    let url = server.url();
+    let mut client = server.client().await;
+    let pause = Duration::from_millis(1500);
+    let wait = |lines: &mpsc::Receiver<String>| {
+        let line = tokio::task::block_in_place(|| lines.recv_timeout(PROCESS_TIMEOUT));
+        line.expect("a line within the process timeout")
+    };
+
+    let mut tail = Running(
+        command(&url, &["--timeout", "500ms", "tail", "--from", "0"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn girok tail"),
+    );
+    let tailed = lines_of(&mut tail.0);
+    client.produce("a").await.unwrap();
+    assert_eq!(wait(&tailed), "0\ta");
+    tokio::time::sleep(pause).await;
+    client.produce("b").await.unwrap();
+    assert_eq!(wait(&tailed), "1\tb");
+    assert!(tail.0.try_wait().unwrap().is_none(), "tail is still running");
+    drop(tail);
+
+    let mut produce = Running(
+        command(&url, &["--timeout", "500ms", "produce"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn girok produce"),
+    );
+    let mut stdin = produce.0.stdin.take().expect("stdin");
+    let acks = lines_of(&mut produce.0);
+    stdin.write_all(b"c\n").unwrap();
+    assert_eq!(wait(&acks), "2");
+    tokio::time::sleep(pause).await;
+    stdin.write_all(b"d\n").unwrap();
+    drop(stdin);
+    assert_eq!(wait(&acks), "3");
+    let status = tokio::task::block_in_place(|| {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = produce.0.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(started.elapsed() < PROCESS_TIMEOUT, "produce did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert!(status.success(), "exit {status:?}");
 }

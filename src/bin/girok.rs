@@ -1,13 +1,19 @@
 //! The girok command-line client: produce, consume, tail and offsets against a running server,
 //! and `verify`, an offline check of a data directory. Values are written to stdout one per line
-//! (as UTF-8, invalid bytes replaced).
+//! (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
+//!
+//! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin) is
+//! bounded only until it opens: after that it may idle or flow for as long as it likes.
 
+use std::io::{self, BufRead};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use girok::client::{Client, ClientError};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Endpoint;
 
 /// A command-line client for a girok server.
 #[derive(Debug, Parser)]
@@ -16,6 +22,10 @@ struct Args {
     /// The server's address.
     #[arg(long, env = "GIROK_ADDR", default_value = "http://127.0.0.1:8400", global = true)]
     addr: String,
+    /// How long connecting, and each call, may take (e.g. 500ms, 5s; a plain number is seconds).
+    /// Streams are bounded only until they open.
+    #[arg(long, env = "GIROK_TIMEOUT", default_value = "10s", global = true, value_parser = parse_timeout)]
+    timeout: Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,44 +69,124 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("girok: {err}");
+            let mut message = format!("girok: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                // Some errors repeat their source in their own text.
+                let cause_text = cause.to_string();
+                if !message.ends_with(&cause_text) {
+                    message = format!("{message}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            eprintln!("{message}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), ClientError> {
-    let mut client = Client::connect(args.addr).await?;
+/// What a command can fail with.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// A call failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// `--addr` is not a URL.
+    #[error("invalid address {addr:?}")]
+    Address { addr: String, source: tonic::transport::Error },
+    /// The connection was refused or broke while being made.
+    #[error("cannot connect to {addr}")]
+    Connect { addr: String, source: tonic::transport::Error },
+    /// `--timeout` passed while connecting or waiting for an answer.
+    #[error("timed out after {} {doing} {addr}", humantime::format_duration(*after))]
+    Timeout { addr: String, after: Duration, doing: &'static str },
+    /// Stdin could not be read; the lines before were sent, and their acks printed.
+    #[error("reading stdin after {lines} lines")]
+    Stdin { lines: u64, source: io::Error },
+    /// The server ended a produce stream with OK before acking every line sent.
+    #[error("the server ended the stream after {acked} acks, before all of stdin was appended")]
+    Incomplete { acked: u64 },
+}
+
+/// `--timeout` for one server: how long connecting and each call may take.
+struct Deadline {
+    addr: String,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// Connects, giving up after the limit (a full backlog drops the SYN, so the TCP connect
+    /// itself can hang).
+    async fn connect(&self) -> Result<Client, CliError> {
+        let endpoint = Endpoint::from_shared(self.addr.clone())
+            .map_err(|source| CliError::Address { addr: self.addr.clone(), source })?;
+        match tokio::time::timeout(self.limit, endpoint.connect()).await {
+            Ok(Ok(channel)) => Ok(Client::new(channel)),
+            Ok(Err(source)) => Err(CliError::Connect { addr: self.addr.clone(), source }),
+            Err(_) => Err(self.elapsed("connecting to")),
+        }
+    }
+
+    /// Awaits one call, giving up after the limit (a peer that accepted the connection may
+    /// still never answer). For a stream this bounds only its opening.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, CliError> {
+        match tokio::time::timeout(self.limit, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(self.elapsed("waiting for an answer from")),
+        }
+    }
+
+    fn elapsed(&self, doing: &'static str) -> CliError {
+        CliError::Timeout { addr: self.addr.clone(), after: self.limit, doing }
+    }
+}
+
+async fn run(args: Args) -> Result<(), CliError> {
+    let deadline = Deadline { addr: args.addr, limit: args.timeout };
+    let mut client = deadline.connect().await?;
     match args.command {
-        Command::Produce { values } if values.is_empty() => produce_stdin(&mut client).await,
+        Command::Produce { values } if values.is_empty() => {
+            produce_stdin(&mut client, &deadline).await
+        }
         Command::Produce { values } => {
             for value in values {
-                println!("{}", client.produce(value).await?);
+                println!("{}", deadline.call(client.produce(value)).await?);
             }
             Ok(())
         }
         Command::Consume { offset } => {
-            let record = client.consume(offset).await?;
+            let record = deadline.call(client.consume(offset)).await?;
             println!("{}", String::from_utf8_lossy(&record.value));
             Ok(())
         }
         Command::Tail { from } => {
             let from = match from {
                 Some(offset) => offset,
-                None => client.offsets().await?.end,
+                None => deadline.call(client.offsets()).await?.end,
             };
-            let mut records = client.consume_stream(from).await?;
+            let mut records = deadline.call(client.consume_stream(from)).await?;
             while let Some(record) = records.next().await? {
                 println!("{}\t{}", record.offset, String::from_utf8_lossy(&record.value));
             }
             Ok(())
         }
         Command::Offsets => {
-            let range = client.offsets().await?;
+            let range = deadline.call(client.offsets()).await?;
             println!("{} {}", range.start, range.end);
             Ok(())
         }
         Command::Verify { .. } => unreachable!("handled before connecting"),
+    }
+}
+
+/// `--timeout`: a duration above zero (zero would time out every call).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match girok::units::parse_duration(text, Duration::from_secs(1))? {
+        Duration::ZERO => Err("the timeout must be above zero".to_string()),
+        timeout => Ok(timeout),
     }
 }
 
@@ -119,21 +209,57 @@ fn verify(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Streams stdin's lines as records and prints each ack.
-async fn produce_stdin(client: &mut Client) -> Result<(), ClientError> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
-    let reader = tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(Bytes::from(line)).await.is_err() {
-                break;
-            }
-        }
+/// Streams stdin's lines as records and prints each ack. Fails if stdin cannot be read (after
+/// sending the lines before), if the server ends the stream with an error, or if it ends it before
+/// acking every line.
+async fn produce_stdin(client: &mut Client, deadline: &Deadline) -> Result<(), CliError> {
+    let (lines, rx) = mpsc::channel::<Bytes>(1024);
+    let (report, mut outcome) = oneshot::channel();
+    // A thread, not a tokio blocking task: a blocking read of a terminal cannot be cancelled, and
+    // the runtime would wait for it on exit when the server fails first.
+    std::thread::spawn(move || {
+        let sent = send_lines(io::stdin().lock(), &lines);
+        // Reported before `lines` drops, so it is there by the time the half-close is acked.
+        let _ = report.send(sent);
     });
-    let mut acks = client.produce_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await?;
+    let values = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut acks = deadline.call(client.produce_stream(values)).await?;
+    let mut acked = 0;
     while let Some(offset) = acks.next().await? {
         println!("{offset}");
+        acked += 1;
     }
-    reader.abort();
+    let sent = match outcome.try_recv() {
+        Ok(sent) => sent?,
+        // The stream ended with OK while stdin was still being read: the rest was never sent.
+        Err(_) => return Err(CliError::Incomplete { acked }),
+    };
+    if sent != acked {
+        return Err(CliError::Incomplete { acked });
+    }
     Ok(())
+}
+
+/// Sends each line of `input` as raw bytes, without its `\n` or `\r\n`, until end of input or
+/// until the stream is gone (its acks report why). Answers how many lines were sent.
+fn send_lines(mut input: impl BufRead, lines: &mpsc::Sender<Bytes>) -> Result<u64, CliError> {
+    let mut sent = 0;
+    loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(sent),
+            Ok(_) => {}
+            Err(source) => return Err(CliError::Stdin { lines: sent, source }),
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        if lines.blocking_send(Bytes::from(line)).is_err() {
+            return Ok(sent);
+        }
+        sent += 1;
+    }
 }
