@@ -1,4 +1,4 @@
-//! The `CommitLog` contract (see the trait's doc in `src/log/mod.rs`), checked against every
+//! The `CommitLog` contract (see the trait's doc in `src/storage/mod.rs`), checked against every
 //! implementation: the in-memory log, and the disk log with tiny segments (so that rolls happen)
 //! under each fsync policy. Each check is a plain function taking a factory; `contract_suite!`
 //! instantiates all of them for one factory.

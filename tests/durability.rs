@@ -1,4 +1,4 @@
-//! Durability under injected faults (issue 2, items 3–4), through [`FaultyFiles`]: a failed sync
+//! Durability under injected faults, through [`FaultyFiles`]: a failed sync
 //! turns the log read-only until reopened, a full disk fails an append without writing half of
 //! it, and a power cut that drops every unsynced write never takes back a record acknowledged
 //! under `FsyncPolicy::Always`.

@@ -1,5 +1,5 @@
 //! Recovery of a `DiskLog` from what crashes and damage leave on disk: torn tails, lost or stale
-//! indexes, garbage, flipped bits, odd sizes, and `verify`'s view of each (issue 2, items 3–6).
+//! indexes, garbage, flipped bits, odd sizes, and `verify`'s view of each.
 //!
 //! Each test builds a log, closes it or drops it (a faithful crash), does surgery on the files,
 //! and reopens.

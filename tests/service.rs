@@ -9,10 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::faulty::FaultyLog;
 use common::{for_each_log, start_server, start_server_with};
-use girok::api::v1::{ProduceRequest, Record};
+use girok::api::v1::{ConsumeRequest, ProduceRequest, Record};
 use girok::client::ClientError;
 use girok::server::ServerConfig;
-use girok::storage::{CommitLog, Error, LogConfig};
+use girok::storage::{CommitLog, DiskLog, Error, LogConfig};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -31,6 +31,30 @@ async fn round_trip() {
             assert_eq!((record.offset, record.value), (i as u64, Bytes::from(value)));
         }
         assert_eq!(client.offsets().await.unwrap(), 0..3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn records_carry_their_append_time_and_a_producer_cannot_set_it() {
+    // Every record read back, by Consume or ConsumeStream, carries the log's append time in ms
+    // since the epoch, never decreasing; a timestamp in the produce request is ignored.
+    for_each_log(|logs| async move {
+        let server = start_server(logs.open_default()).await;
+        let mut client = server.client().await;
+        let before =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+                as u64;
+        let forged = Record { value: "x".into(), offset: 0, timestamp_ms: 42 };
+        client.inner().produce(ProduceRequest { record: Some(forged) }).await.unwrap();
+        client.produce("y").await.unwrap();
+        let first = client.consume(0).await.unwrap();
+        assert!(first.timestamp_ms >= before, "{} is before {before}", first.timestamp_ms);
+        let mut tail = client.consume_stream(0).await.unwrap();
+        let streamed = common::bounded("tail", tail.next()).await.unwrap().unwrap();
+        assert_eq!(streamed.timestamp_ms, first.timestamp_ms);
+        let second = common::bounded("tail", tail.next()).await.unwrap().unwrap();
+        assert!(second.timestamp_ms >= first.timestamp_ms);
     })
     .await;
 }
@@ -203,23 +227,26 @@ async fn storage_failures_map_to_their_codes_without_paths() {
 
 #[tokio::test]
 async fn a_stored_record_above_the_encoding_limit_is_resource_exhausted_not_out_of_range() {
-    // A record written while the server allowed larger records cannot be sent under today's
-    // limit: Consume and ConsumeStream say RESOURCE_EXHAUSTED, never OUT_OF_RANGE (which clients
-    // take to mean "past the end").
-    for_each_log(|logs| async move {
-        let log = logs.open(LogConfig { max_record_bytes: 1 << 20, ..LogConfig::default() });
-        log.append(Bytes::from(vec![7u8; 256 * 1024])).unwrap();
-        let config =
-            ServerConfig { max_encoding_message_size: 64 * 1024, ..ServerConfig::default() };
-        let server = start_server_with(log, config).await;
-        let mut client = server.client().await;
-        let err = client.consume(0).await.unwrap_err();
-        assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
-        let mut tail = client.consume_stream(0).await.unwrap();
-        let err = tail.next().await.unwrap_err();
-        assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
-    })
-    .await;
+    // A record written while the log allowed larger records cannot be sent under today's
+    // limit: Consume and ConsumeStream say RESOURCE_EXHAUSTED with MESSAGE_TOO_LARGE, never
+    // OUT_OF_RANGE (which clients take to mean "past the end").
+    let dir = tempfile::tempdir().unwrap();
+    let large = LogConfig { max_record_bytes: 1 << 20, ..LogConfig::default() };
+    let log = DiskLog::open(dir.path(), large.into()).unwrap();
+    log.append(Bytes::from(vec![7u8; 256 * 1024])).unwrap();
+    log.close().unwrap();
+    let small = LogConfig { max_record_bytes: 16 * 1024, ..LogConfig::default() };
+    let log = Arc::new(DiskLog::open(dir.path(), small.into()).unwrap());
+    let config = ServerConfig { max_encoding_message_size: 64 * 1024, ..ServerConfig::default() };
+    let server = start_server_with(log, config).await;
+    let mut client = server.client().await;
+    let err = client.inner().consume(ConsumeRequest { offset: 0 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    let info = err.get_error_details().error_info().expect("ErrorInfo").clone();
+    assert_eq!(info.reason, "MESSAGE_TOO_LARGE");
+    let mut tail = client.consume_stream(0).await.unwrap();
+    let err = common::bounded("tail", tail.next()).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
 }
 
 fn produce_request(value: Vec<u8>) -> ProduceRequest {

@@ -234,4 +234,19 @@ mod tests {
         assert!(matches!(log.close(), Err(Error::Closed)));
         assert_eq!(log.next_offset(), 5);
     }
+
+    #[test]
+    fn a_lock_poisoned_by_a_panic_turns_the_log_read_only() {
+        // A panic while the lock is held refuses appends from then on; reads go on.
+        let log = std::sync::Arc::new(log_with(2));
+        let poisoner = std::sync::Arc::clone(&log);
+        let panicked = std::thread::spawn(move || {
+            let _inner = poisoner.inner.write().unwrap();
+            panic!("a bug while appending");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(matches!(log.append(Bytes::new()), Err(Error::ReadOnly(_))));
+        assert_eq!(log.read(3).unwrap().offset, 3);
+    }
 }

@@ -42,7 +42,7 @@ pub fn spawn_server(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
 pub fn server_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_girok-server"));
     command
-        .env("GIROK_ADDR", "127.0.0.1:0")
+        .env("GIROK_LISTEN_ADDR", "127.0.0.1:0")
         .env("GIROK_DATA_DIR", data_dir)
         .env("GIROK_SHUTDOWN_GRACE", "2s")
         .env("GIROK_LOG_FORMAT", "json");

@@ -36,7 +36,9 @@ pub(super) struct Commit {
 
 impl Locks for Commit {
     fn on_poison(&self) {
-        self.set_failed(POISONED.to_string());
+        if self.failed.set(POISONED.to_string()).is_ok() {
+            tracing::error!("{POISONED}; the log is read-only until reopened");
+        }
     }
 }
 
@@ -99,12 +101,8 @@ impl Commit {
     /// Records that `what` failed with `err`: the log is read-only from now on.
     pub(super) fn fail(&self, what: &str, err: std::io::Error) -> Error {
         tracing::error!(error = %err, "{what} failed; the log is read-only until reopened");
-        self.set_failed(format!("{what} failed: {err}"));
+        let _ = self.failed.set(format!("{what} failed: {err}"));
         Error::ReadOnly(self.failed.get().cloned().unwrap_or_default())
-    }
-
-    fn set_failed(&self, why: String) {
-        let _ = self.failed.set(why);
     }
 
     /// Waits for the turn to sync, whatever the commit point.

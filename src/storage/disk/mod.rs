@@ -21,7 +21,7 @@
 //!
 //! One `RwLock` guards the segments: an append takes it exclusively for one positional write per
 //! batch and its index entries; reads take it shared just long enough to locate frames, then read
-//! outside it. Under [`FsyncPolicy::Always`] appends then meet in [`Commit::sync_to`]: one thread
+//! outside it. Under [`FsyncPolicy::Always`] appends then meet in `Commit::sync_to`: one thread
 //! at a time runs `fdatasync` on the active store for everything written so far, and every append
 //! it covers returns without a sync of its own (group commit). The commit point advances only
 //! after that sync. Rolling to a new segment seals (syncs) the old one first, so syncing the
@@ -557,5 +557,45 @@ mod tests {
         log.close().unwrap();
         let sealed = std::fs::metadata(index_path(dir.path(), 0)).unwrap().len();
         assert_eq!(sealed, 36, "a sealed index is trimmed to its entries");
+    }
+
+    #[test]
+    fn time_never_goes_back_across_a_restart() {
+        // A log whose last record was stamped ahead of this clock (a clock stepped back since)
+        // stamps new records with that time, not an earlier one.
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = next_timestamp(0) + 86_400_000;
+        let mut segment = Segment::create(dir.path(), 0, 8, &OsFiles).unwrap();
+        let mut frames = Vec::new();
+        encode_frame(&mut frames, 0, ahead, b"from the future", crc32c::crc32c(b"from the future"));
+        segment.append(&frames, &[0]).unwrap();
+        drop(segment);
+        let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
+        assert_eq!(log.read(0).unwrap().timestamp_ms, ahead);
+        assert_eq!(log.append(Bytes::from_static(b"now")).unwrap(), 1);
+        assert_eq!(log.read(1).unwrap().timestamp_ms, ahead);
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn a_lock_poisoned_by_a_panic_turns_the_log_read_only() {
+        // A panic while the state lock is held may leave it half updated: appends are refused
+        // from then on, reads go on, and a reopen recovers from the files.
+        let dir = tempfile::tempdir().unwrap();
+        let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
+        log.append(Bytes::from_static(b"before")).unwrap();
+        let shared = Arc::clone(&log.shared);
+        let panicked = std::thread::spawn(move || {
+            let _state = shared.state.write().unwrap();
+            panic!("a bug while appending");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(matches!(log.append(Bytes::new()), Err(Error::ReadOnly(_))));
+        assert_eq!(log.read(0).unwrap().value, "before");
+        drop(log);
+        let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
+        assert_eq!(log.append(Bytes::from_static(b"after")).unwrap(), 1);
+        log.close().unwrap();
     }
 }
