@@ -31,7 +31,14 @@ fn memory(config: LogConfig) -> Subject {
 
 fn disk(config: LogConfig, fsync: FsyncPolicy) -> Subject {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = DiskConfig { log: config, max_store_bytes: 256, max_index_bytes: 8 * 12, fsync };
+    // Tiny segments roll often; few open ones make reads of old segments reopen their files.
+    let config = DiskConfig {
+        log: config,
+        max_store_bytes: 256,
+        max_index_bytes: 8 * 12,
+        fsync,
+        max_open_segments: 2,
+    };
     let log = DiskLog::open(dir.path(), config).expect("open disk log");
     Subject { log: Arc::new(log), _dir: Some(dir) }
 }

@@ -65,12 +65,14 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> impl Strategy<Value = DiskConfig> {
-    (64..320u64, 24..100u64, prop_oneof![Just(0u64), Just(1u64 << 40)], 0..4u8).prop_map(
-        |(max_store_bytes, max_index_bytes, initial_offset, fsync)| DiskConfig {
+    let offsets = prop_oneof![Just(0u64), Just(1u64 << 40)];
+    (64..320u64, 24..100u64, offsets, 0..4u8, 1..4usize).prop_map(
+        |(max_store_bytes, max_index_bytes, initial_offset, fsync, max_open_segments)| DiskConfig {
             max_store_bytes,
             max_index_bytes,
             log: LogConfig { max_record_bytes: 300, initial_offset },
             fsync: if fsync == 0 { FsyncPolicy::Always } else { FsyncPolicy::Never },
+            max_open_segments,
         },
     )
 }
@@ -202,7 +204,7 @@ fn run(dir: &Path, config: DiskConfig, ops: Vec<Op>) -> Result<(), TestCaseError
                     }
                     // The sync that failed was a new segment's header, during a roll: the
                     // new files are removed and nothing was written, so the log goes on.
-                    Err(Error::Io(_)) => {
+                    Err(Error::Io { .. }) => {
                         prop_assert_eq!(log.next_offset(), oracle.next_offset());
                     }
                     Err(err) => prop_assert!(false, "failed sync gave {:?}", err),

@@ -202,15 +202,26 @@ async fn corrupt_record_is_data_loss_with_its_offset() {
 #[tokio::test]
 async fn storage_failures_map_to_their_codes_without_paths() {
     // Disk full is RESOURCE_EXHAUSTED; a read-only log and other I/O errors are INTERNAL and their
-    // messages name no file; a closed log is UNAVAILABLE. Nothing is appended.
-    let cases: [(fn() -> Error, Code); 4] = [
+    // messages name no file; a closed log, and a shortage of descriptors, are UNAVAILABLE.
+    // Nothing is appended.
+    let cases: [(fn() -> Error, Code); 5] = [
         (|| Error::StorageFull, Code::ResourceExhausted),
         (|| Error::ReadOnly("fsync of /secret/path failed".into()), Code::Internal),
         (
-            || Error::Io(std::io::Error::other("open /secret/path/00000.store failed")),
+            || Error::Io {
+                path: Some("/secret/path/00000.store".into()),
+                source: std::io::Error::other("open failed"),
+            },
             Code::Internal,
         ),
         (|| Error::Closed, Code::Unavailable),
+        (
+            || Error::Io {
+                path: Some("/secret/path/00000.index".into()),
+                source: std::io::Error::from_raw_os_error(libc::EMFILE),
+            },
+            Code::Unavailable,
+        ),
     ];
     for (make, code) in cases {
         let log = Arc::new(FaultyLog::new(LogConfig::default()));

@@ -38,6 +38,10 @@ struct Args {
     /// The largest record value accepted; larger ones get INVALID_ARGUMENT.
     #[arg(long, env = "GIROK_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_record_size)]
     max_record_bytes: usize,
+    /// How many sealed segments may have their files open at once (one descriptor and one
+    /// mapping each); reads of older segments open them as needed.
+    #[arg(long, env = "GIROK_MAX_OPEN_SEGMENTS", default_value_t = DiskConfig::default().max_open_segments)]
+    max_open_segments: usize,
     /// When appended records are synced to stable storage (see README, "Durability").
     #[arg(long, env = "GIROK_FSYNC", value_enum, default_value_t = Fsync::Always)]
     fsync: Fsync,
@@ -91,6 +95,7 @@ impl Args {
             log: LogConfig { max_record_bytes: self.max_record_bytes, ..LogConfig::default() },
             max_store_bytes: self.segment_max_store_bytes,
             max_index_bytes: self.segment_max_index_bytes,
+            max_open_segments: self.max_open_segments,
             fsync: match self.fsync {
                 Fsync::Always => FsyncPolicy::Always,
                 Fsync::Interval => FsyncPolicy::Interval(interval),

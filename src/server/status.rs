@@ -11,7 +11,7 @@
 //! | offsets exhausted | `RESOURCE_EXHAUSTED` | `ErrorInfo` `OFFSETS_EXHAUSTED` |
 //! | corrupt record | `DATA_LOSS` | `ErrorInfo` `RECORD_CORRUPT` |
 //! | read-only log, I/O, anything else | `INTERNAL` | — (no paths) |
-//! | log closed, server draining | `UNAVAILABLE` | — |
+//! | log closed, server draining, no descriptor or memory free | `UNAVAILABLE` | — |
 //!
 //! `OUT_OF_RANGE` is for offsets only: tonic reports a message over the decode limit as
 //! `OUT_OF_RANGE` by itself, and [`rewrite_decode_limit`] turns that into `RESOURCE_EXHAUSTED`.
@@ -52,6 +52,12 @@ impl From<Error> for Status {
             Error::ReadOnly(_) => {
                 tracing::error!(error = %err, "append refused: log is read-only");
                 Status::internal("the log is read-only after a failed sync; restart the server")
+            }
+            other if other.is_transient() => {
+                tracing::warn!(error = %other, "storage call failed for want of descriptors or memory");
+                Status::unavailable(
+                    "the server is short of file descriptors or memory; retry shortly",
+                )
             }
             other => {
                 tracing::error!(error = %other, "storage error");

@@ -1,7 +1,13 @@
 //! The storage layer's one error type. The service maps it to gRPC statuses in one place
 //! (`server::status`); nothing here knows about gRPC.
+//!
+//! I/O errors name the file they concern: the disk layer wraps every `io::Error` at the file it
+//! came from ([`at`]), and the conversion into [`Error::Io`] keeps that path for the server's log,
+//! its startup errors and `girok verify`. Statuses sent to clients never carry it.
 
+use std::fmt;
 use std::io;
+use std::path::{Path, PathBuf};
 
 /// What can go wrong in a [`CommitLog`](super::CommitLog).
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +67,85 @@ pub enum Error {
     /// A configuration value that cannot work.
     #[error("invalid log configuration: {0}")]
     Config(String),
-    /// Any other I/O error.
-    #[error("I/O error: {0}")]
-    Io(#[source] io::Error),
+    /// Any other I/O error, with the file it concerns when known.
+    #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Io {
+        /// The file or directory concerned.
+        path: Option<PathBuf>,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Whether this is a shortage that passes by itself: too many open files (per process or
+    /// system-wide) or too little memory for a mapping. Nothing was written or synced, nothing is
+    /// uncertain: a retry later can succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_shortage(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether `err` is EMFILE, ENFILE or ENOMEM.
+pub(crate) fn is_shortage(err: &io::Error) -> bool {
+    matches!(os_error(err), Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM))
+}
+
+/// The errno behind `err`, looking through a path wrapper.
+fn os_error(err: &io::Error) -> Option<i32> {
+    match err.get_ref().and_then(|inner| inner.downcast_ref::<PathError>()) {
+        Some(wrapped) => wrapped.source.raw_os_error(),
+        None => err.raw_os_error(),
+    }
+}
+
+/// An `io::Error` that names its file; made by [`at`], unwrapped by `From<io::Error>`.
+#[derive(Debug)]
+struct PathError {
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Names `path` in an `io::Error` (once: an error that names a file already keeps it), keeping
+/// its kind. Use as `.map_err(at(path))`.
+pub(crate) fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |err| {
+        if err.get_ref().is_some_and(|inner| inner.is::<PathError>()) {
+            return err;
+        }
+        io::Error::new(err.kind(), PathError { path: path.to_path_buf(), source: err })
+    }
 }
 
 impl From<io::Error> for Error {
     fn from(err: io::Error) -> Self {
-        if err.raw_os_error() == Some(libc::ENOSPC) || err.kind() == io::ErrorKind::StorageFull {
-            Error::StorageFull
-        } else {
-            Error::Io(err)
+        if os_error(&err) == Some(libc::ENOSPC) || err.kind() == io::ErrorKind::StorageFull {
+            return Error::StorageFull;
+        }
+        if !err.get_ref().is_some_and(|inner| inner.is::<PathError>()) {
+            return Error::Io { path: None, source: err };
+        }
+        let kind = err.kind();
+        match err.into_inner().map(|inner| inner.downcast::<PathError>()) {
+            Some(Ok(wrapped)) => Error::Io { path: Some(wrapped.path), source: wrapped.source },
+            Some(Err(inner)) => Error::Io { path: None, source: io::Error::new(kind, inner) },
+            None => Error::Io { path: None, source: kind.into() },
         }
     }
 }

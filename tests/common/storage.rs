@@ -29,6 +29,8 @@ pub fn small_config(fsync: FsyncPolicy) -> DiskConfig {
         max_store_bytes: 256,
         max_index_bytes: 8 * 12,
         log: LogConfig { max_record_bytes: 4096, initial_offset: 0 },
+        // Few, so that reads of sealed segments go through opening and closing their files.
+        max_open_segments: 2,
         fsync,
     }
 }

@@ -37,6 +37,10 @@ pub struct DiskConfig {
     pub max_index_bytes: u64,
     /// The durability policy. Default [`FsyncPolicy::Always`].
     pub fsync: FsyncPolicy,
+    /// How many sealed segments may have their files open at once (a store descriptor and an
+    /// index mapping each); reads of others open them, closing the least recently used. The
+    /// active segment holds one more descriptor. Default 64, at least 1.
+    pub max_open_segments: usize,
 }
 
 impl Default for DiskConfig {
@@ -46,6 +50,7 @@ impl Default for DiskConfig {
             max_store_bytes: 128 * 1024 * 1024,
             max_index_bytes: 16 * 1024 * 1024,
             fsync: FsyncPolicy::Always,
+            max_open_segments: 64,
         }
     }
 }

@@ -13,21 +13,48 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::fs::{DirSyncError, FileOpener};
+use crate::storage::error::at;
 use crate::storage::{Error, Result};
+
+/// Creates the data directory `dir` and any missing parents, and syncs the parent of each
+/// directory it created, so that a power cut cannot take the directory (and the acknowledged
+/// records in it) back.
+pub(super) fn create(dir: &Path, opener: &dyn FileOpener) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut ancestor = Some(dir);
+    while let Some(path) = ancestor.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        missing.push(path);
+        ancestor = path.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    for created in missing.iter().rev() {
+        let parent = match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        opener
+            .sync_dir(parent)
+            .map_err(|(DirSyncError::Open(err) | DirSyncError::Sync(err))| err)?;
+    }
+    Ok(())
+}
 
 /// Takes the data directory's exclusive lock, creating the `LOCK` file if needed. The lock is
 /// held until the returned file is closed or unlocked.
 pub(super) fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join("LOCK"))?;
+        .open(&path)
+        .map_err(at(&path))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.display().to_string())),
-        Err(std::fs::TryLockError::Error(err)) => Err(err.into()),
+        Err(std::fs::TryLockError::Error(err)) => Err(at(&path)(err).into()),
     }
 }
 
@@ -50,8 +77,8 @@ fn parse_base(stem: &str) -> Option<u64> {
 /// other names are ignored.
 pub(crate) fn list_bases(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
     let (mut stores, mut indexes) = (Vec::new(), Vec::new());
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
+    for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+        let name = entry.map_err(at(dir))?.file_name();
         let name = name.to_string_lossy();
         if let Some(base) = name.strip_suffix(".store").and_then(parse_base) {
             stores.push(base);
@@ -69,14 +96,10 @@ pub(crate) fn list_bases(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
 pub(super) fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
     let (stores, indexes) = list_bases(dir)?;
     for base in indexes.into_iter().filter(|b| stores.binary_search(b).is_err()) {
-        std::fs::remove_file(index_path(dir, base))?;
+        let path = index_path(dir, base);
+        std::fs::remove_file(&path).map_err(at(&path))?;
     }
     Ok(stores)
-}
-
-/// Syncs a directory, so that files created, renamed or deleted in it stay so after a crash.
-pub(super) fn sync(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

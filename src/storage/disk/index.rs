@@ -12,10 +12,15 @@
 //! and is rebuilt from the store.
 //!
 //! This module holds all of the crate's `unsafe` code. The mapping invariants that keep it sound:
-//! the file is owned by the [`Index`] for the mapping's whole life; every mapped byte is backed by
-//! allocated file space (allocated with `posix_fallocate` before mapping, so a full disk is an
-//! error here, never a SIGBUS later); and the file is never shrunk while mapped (sealing unmaps
-//! first, then trims).
+//! every mapped byte is backed by allocated file space (allocated with `posix_fallocate` before
+//! mapping, so a full disk is an error here, never a SIGBUS later — even when the file was left
+//! sparse by a copy or a restore); the data directory is locked, so no other process changes the
+//! file; and girok never shrinks the file while it is mapped (sealing flushes and unmaps first,
+//! then trims).
+//!
+//! An [`Index`] holds no file descriptor: the descriptor is closed as soon as the file is mapped
+//! (a mapping outlives it), and the rare operations that change the file's length (growing,
+//! trimming) open it again by path. So a log's descriptors do not grow with its segments.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -24,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
 
+use crate::storage::error::at;
+
 /// Bytes per index entry.
 pub const INDEX_ENTRY_BYTES: u64 = 12;
 
@@ -31,7 +38,6 @@ pub const INDEX_ENTRY_BYTES: u64 = 12;
 #[derive(Debug)]
 pub struct Index {
     path: PathBuf,
-    file: File,
     /// `None` when the file is empty (a zero-length mapping is not allowed).
     map: Option<MmapMut>,
     /// How many entries the mapped file can hold.
@@ -39,32 +45,32 @@ pub struct Index {
 }
 
 impl Index {
-    /// Opens (creating if needed) the index at `path` and makes it hold `capacity` entries,
-    /// allocating real disk space for all of them before mapping.
+    /// Opens (creating if needed) the index at `path` and makes it hold at least `capacity`
+    /// entries, allocating real disk space for the whole file before mapping: a file that is long
+    /// enough may still be sparse (restored with `cp --sparse`, `rsync -S`, `tar -S`), and a
+    /// write to a hole of a mapping on a full disk is a SIGBUS.
     pub fn open(path: &Path, capacity: u64) -> io::Result<Self> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        let want = capacity * INDEX_ENTRY_BYTES;
-        if file.metadata()?.len() < want {
-            allocate(&file, want)?;
-        }
-        Self::map(path, file)
+        let file = open_rw(path, true, false)?;
+        let len = file.metadata().map_err(at(path))?.len();
+        allocate(&file, path, len.max(capacity * INDEX_ENTRY_BYTES))?;
+        Self::map(path, &file)
     }
 
     /// Creates a fresh, zeroed index at `path` (replacing any file there) holding `capacity`
     /// entries, allocated before mapping.
     pub fn create(path: &Path, capacity: u64) -> io::Result<Self> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
-        allocate(&file, capacity * INDEX_ENTRY_BYTES)?;
-        Self::map(path, file)
+        let file = open_rw(path, true, true)?;
+        allocate(&file, path, capacity * INDEX_ENTRY_BYTES)?;
+        Self::map(path, &file)
     }
 
     /// Opens an existing index as it is, holding as many entries as its length allows (a sealed
-    /// segment's trimmed index). Fails with `NotFound` when it does not exist.
+    /// segment's trimmed index), to be read, never written: a hole in it (a sparse copy) reads as
+    /// zeros without allocating, so reads go on even on a full disk. Fails with `NotFound` when
+    /// it does not exist.
     pub fn open_existing(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Self::map(path, file)
+        let file = open_rw(path, false, false)?;
+        Self::map(path, &file)
     }
 
     /// Writes a fresh index holding exactly `positions` (entry `i` → `positions[i]`), synced, and
@@ -75,32 +81,35 @@ impl Index {
             bytes.extend_from_slice(&(i as u32).to_le_bytes());
             bytes.extend_from_slice(&pos.to_le_bytes());
         }
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
-        std::os::unix::fs::FileExt::write_all_at(&file, &bytes, 0)?;
-        file.sync_all()?;
-        Self::map(path, file)
+        let file = open_rw(path, true, true)?;
+        std::os::unix::fs::FileExt::write_all_at(&file, &bytes, 0).map_err(at(path))?;
+        file.sync_all().map_err(at(path))?;
+        Self::map(path, &file)
     }
 
-    fn map(path: &Path, file: File) -> io::Result<Self> {
-        let len = file.metadata()?.len();
+    /// Maps the whole entries of `file`; the descriptor may be closed afterwards.
+    fn map(path: &Path, file: &File) -> io::Result<Self> {
+        let len = file.metadata().map_err(at(path))?.len();
         let capacity = len / INDEX_ENTRY_BYTES;
         let map = if capacity == 0 {
             None
         } else {
-            // SAFETY: the file is owned by this Index for as long as the mapping lives and is
-            // opened read-write by us alone (the data directory is locked). Its first
-            // `capacity * 12` bytes are allocated: written by `rewrite`, allocated by `allocate`,
-            // or, for an existing file, part of its length (an index is never sparse: we never
-            // extend one with set_len). Nothing shrinks the file while it is mapped: `seal` takes
-            // the mapping apart before trimming.
+            // SAFETY: every mapped byte that is ever written is allocated: by `rewrite`, or by
+            // `allocate` in `open`, `create` and `grow`; an index from `open_existing` is sealed
+            // and only read, and reading a hole maps the zero page. So touching a mapped page can
+            // never fault for want of disk space. The mapping covers only whole entries inside
+            // the file's length, so no page lies past its end. The data directory
+            // is locked, so no other girok process changes the file, and this crate never
+            // shrinks it while a mapping exists (`seal` unmaps before trimming). The mapping
+            // stays valid after `file` is closed.
             Some(unsafe {
                 memmap2::MmapOptions::new()
                     .len((capacity * INDEX_ENTRY_BYTES) as usize)
-                    .map_mut(&file)?
+                    .map_mut(file)
+                    .map_err(at(path))?
             })
         };
-        Ok(Self { path: path.to_path_buf(), file, map, capacity })
+        Ok(Self { path: path.to_path_buf(), map, capacity })
     }
 
     /// How many entries the file can hold.
@@ -140,14 +149,14 @@ impl Index {
     /// Grows the file to hold at least `capacity` entries, allocating before mapping again.
     /// Growing never invalidates the old mapping's pages, and two shared mappings of one file
     /// see the same pages, so the old mapping stays in use until the new one exists: a failure
-    /// (a full disk) leaves the index as it was.
+    /// (a full disk, no descriptor free) leaves the index as it was.
     pub fn grow(&mut self, capacity: u64) -> io::Result<()> {
         if capacity <= self.capacity {
             return Ok(());
         }
-        allocate(&self.file, capacity * INDEX_ENTRY_BYTES)?;
-        let file = self.file.try_clone()?;
-        *self = Self::map(&self.path, file)?;
+        let file = open_rw(&self.path, false, false)?;
+        allocate(&file, &self.path, capacity * INDEX_ENTRY_BYTES)?;
+        *self = Self::map(&self.path, &file)?;
         Ok(())
     }
 
@@ -159,31 +168,49 @@ impl Index {
         }
     }
 
-    /// Trims the file to its first `entries` entries and syncs it, then maps it again. The
-    /// mapping is flushed and dropped before the file shrinks.
-    pub fn seal(&mut self, entries: u64) -> io::Result<()> {
+    /// Makes the entries durable (`msync`), unmaps the file, then trims it to its first
+    /// `entries` entries and syncs it. A failed flush is a failed sync. A failed trim is not: the
+    /// index is derived data, and the next open rebuilds one whose length does not match, so the
+    /// trim's failure is only logged.
+    pub fn seal(self, entries: u64) -> io::Result<()> {
         if let Some(map) = &self.map {
-            map.flush()?;
+            map.flush().map_err(at(&self.path))?;
         }
-        self.map = None;
-        let trimmed =
-            self.file.set_len(entries * INDEX_ENTRY_BYTES).and_then(|()| self.file.sync_all());
-        // Map again whatever the outcome (trimmed, or untouched after a failed set_len), so the
-        // segment stays readable even when sealing failed.
-        let file = self.file.try_clone()?;
-        *self = Self::map(&self.path, file)?;
-        trimmed
+        drop(self.map);
+        let trimmed = open_rw(&self.path, false, false).and_then(|file| {
+            file.set_len(entries * INDEX_ENTRY_BYTES).map_err(at(&self.path))?;
+            file.sync_all().map_err(at(&self.path))
+        });
+        if let Err(err) = trimmed {
+            tracing::warn!(error = %err, "could not trim a sealed index; the next open rebuilds it");
+        }
+        Ok(())
     }
 }
 
+/// Opens `path` for reading and writing; `create` creates it if missing, `truncate` empties it.
+fn open_rw(path: &Path, create: bool, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(truncate)
+        .open(path)
+        .map_err(at(path))
+}
+
 /// Allocates real disk space for the first `len` bytes of `file` (not a sparse hole), so that a
-/// full disk fails here rather than as a SIGBUS on a mapped page.
-fn allocate(file: &File, len: u64) -> io::Result<()> {
+/// full disk fails here rather than as a SIGBUS on a mapped page. Allocating space that is
+/// already allocated changes nothing.
+fn allocate(file: &File, path: &Path, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
     let len = libc::off_t::try_from(len).map_err(|_| io::Error::other("index too large"))?;
     // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is valid for the
     // duration of the call because `file` is borrowed.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+    if rc == 0 { Ok(()) } else { Err(at(path)(io::Error::from_raw_os_error(rc))) }
 }
 
 #[cfg(test)]
@@ -244,14 +271,14 @@ mod tests {
             index.set(i, 24 + 30 * i);
         }
         index.seal(3).unwrap();
-        assert_eq!((index.capacity(), file_len(&path)), (3, 36));
-        assert_eq!(index.position(2), Some(84));
-        drop(index);
+        assert_eq!(file_len(&path), 36);
         let index = Index::open_existing(&path).unwrap();
+        assert_eq!(index.position(2), Some(84));
         assert_eq!(index.capacity(), 3);
         assert_eq!(index.position(1), Some(54));
-        let mut empty = Index::create(&dir.path().join("e.index"), 2).unwrap();
-        empty.seal(0).unwrap();
+        let empty = dir.path().join("e.index");
+        Index::create(&empty, 2).unwrap().seal(0).unwrap();
+        let empty = Index::open_existing(&empty).unwrap();
         assert_eq!((empty.capacity(), empty.position(0)), (0, None));
     }
 
@@ -286,5 +313,20 @@ mod tests {
         assert_eq!((index.capacity(), file_len(&path)), (4, 48));
         assert_eq!(index.position(0), Some(24));
         assert_eq!(index.position(1), None, "a cut entry must not come back");
+    }
+
+    #[test]
+    fn opening_a_sparse_index_allocates_it_before_mapping() {
+        // An active index left sparse by a copy is allocated on open, so writing its entries can
+        // never be a SIGBUS on a full disk: the open fails with an error instead.
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        std::fs::File::create(&path).unwrap().set_len(4096 * 12).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().blocks(), 0, "the file starts sparse");
+        let index = Index::open(&path, 4096).unwrap();
+        let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(allocated >= 4096 * 12, "only {allocated} bytes allocated");
+        drop(index);
     }
 }

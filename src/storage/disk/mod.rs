@@ -12,6 +12,7 @@
 //! | `syncer.rs` | the background thread of [`FsyncPolicy::Interval`] |
 //! | `dir.rs` | the directory: its lock, file names, listing, directory syncs |
 //! | `segment.rs` | one store + index pair |
+//! | `sealed.rs` | the bounded cache of sealed segments' open files |
 //! | `recovery.rs` | opening segments after a clean stop or a crash |
 //! | `store.rs`, `index.rs`, `scan.rs` | the store file, the mapped index, the forward frame scan |
 //! | `fs.rs` | the narrow file seam stores are written through |
@@ -55,6 +56,7 @@ internal_mod!(
 );
 mod recovery;
 mod scan;
+mod sealed;
 mod segment;
 internal_mod!(store);
 mod syncer;
@@ -72,8 +74,9 @@ pub use config::{DiskConfig, FsyncPolicy};
 pub use verify::{SegmentReport, VerifyReport, verify};
 
 use self::commit::Commit;
-use self::fs::{FileOpener, OsFiles};
-use self::segment::Segment;
+use self::fs::{DirSyncError, FileOpener, OsFiles};
+use self::sealed::SealedFiles;
+use self::segment::{Located, Segment};
 use self::store::{FRAME_HEADER_BYTES, decode_frame, encode_frame};
 use self::syncer::Syncer;
 use super::locks::Locks;
@@ -97,6 +100,8 @@ struct Shared {
     state: RwLock<State>,
     /// The commit point and group commit. Taken after `state` when both are held.
     commit: Commit,
+    /// The open files of sealed segments, for reads. Its lock is taken after `state` is released.
+    sealed: SealedFiles,
     /// Holds the directory's exclusive lock until the log is closed or dropped.
     lock: File,
 }
@@ -111,6 +116,9 @@ struct State {
     last_timestamp_ms: u64,
     /// Reused buffer for encoding frames.
     scratch: Vec<u8>,
+    /// Set when the directory could not be synced after a segment was created because it
+    /// could not be opened (no descriptor free): nothing is appended until a sync succeeds.
+    dir_unsynced: bool,
     /// Set by `close`.
     closed: bool,
 }
@@ -162,7 +170,7 @@ impl DiskLog {
     fn open_through(dir: &Path, config: DiskConfig, opener: Arc<dyn FileOpener>) -> Result<Self> {
         config.validate()?;
         let dir = dir.to_path_buf();
-        std::fs::create_dir_all(&dir)?;
+        dir::create(&dir, opener.as_ref())?;
         let lock = dir::lock(&dir)?;
         let segments = open_segments(&dir, &config, opener.as_ref())?;
         let written = segments.last().expect("at least one segment").end();
@@ -174,9 +182,11 @@ impl DiskLog {
                 written,
                 last_timestamp_ms: 0,
                 scratch: Vec::new(),
+                dir_unsynced: false,
                 closed: false,
             }),
             commit: Commit::new(written),
+            sealed: SealedFiles::new(config.max_open_segments),
             lock,
             config,
         });
@@ -198,6 +208,12 @@ impl DiskLog {
     #[cfg(feature = "internals")]
     pub fn segment_count(&self) -> usize {
         self.shared.read_locked(&self.shared.state).segments.len()
+    }
+
+    /// How many sealed segments have their files open.
+    #[cfg(feature = "internals")]
+    pub fn open_sealed_segments(&self) -> usize {
+        self.shared.sealed.len()
     }
 
     /// Syncs everything written so far, whatever the policy.
@@ -225,7 +241,12 @@ impl Shared {
         let (written, file) = {
             let state = self.read_locked(&self.state);
             state.check_open()?;
-            (state.written, state.segments.last().expect("a segment").store_file().clone())
+            let active = state.segments.last().expect("a segment");
+            match active.store_file() {
+                Some(file) => (state.written, Arc::clone(file)),
+                // Sealed by a failed roll: everything written is synced already.
+                None => return Ok(()),
+            }
         };
         if let Err(err) = file.sync_data() {
             return Err(self.commit.fail("fdatasync of the active segment", err));
@@ -250,10 +271,28 @@ impl Shared {
             Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
         prepare_active(&mut segment, &self.config);
         state.segments.push(segment);
-        if let Err(err) = dir::sync(&self.dir) {
-            return Err(self.commit.fail("fsync of the data directory", err));
+        state.dir_unsynced = true;
+        self.sync_dir(state)
+    }
+
+    /// Syncs the data directory after a segment was created. A directory that could not be
+    /// opened was not synced and nothing about it is uncertain: the append fails, and the next
+    /// one tries again before anything lands in the new segment. A failed `fsync` is a failed
+    /// sync: the log turns read-only.
+    fn sync_dir(&self, state: &mut State) -> Result<()> {
+        match self.opener.sync_dir(&self.dir) {
+            Ok(()) => {
+                state.dir_unsynced = false;
+                Ok(())
+            }
+            Err(DirSyncError::Open(err)) => {
+                tracing::warn!(error = %err, "cannot open the data directory to sync it; retrying");
+                Err(err.into())
+            }
+            Err(DirSyncError::Sync(err)) => {
+                Err(self.commit.fail("fsync of the data directory", err))
+            }
         }
-        Ok(())
     }
 
     fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
@@ -272,6 +311,9 @@ impl Shared {
         if count == 0 {
             let point = self.commit.point();
             return Ok(point..point);
+        }
+        if state.dir_unsynced {
+            self.sync_dir(state)?;
         }
         let end = start.checked_add(count).ok_or(Error::OffsetsExhausted { next: start })?;
         let active = state.active();
@@ -329,18 +371,21 @@ impl Shared {
         let store = {
             let state = self.read_locked(&self.state);
             let active = state.segments.last().expect("a log always has a segment");
-            if active.is_sealed() || !self.must_roll(active, frame_bytes, count) {
-                return Ok(());
+            match active.store_file() {
+                Some(file) if self.must_roll(active, frame_bytes, count) => Arc::clone(file),
+                _ => return Ok(()),
             }
-            active.store_file().clone()
         };
         store
             .sync_data()
             .map_err(|err| self.commit.fail("fdatasync of a segment about to be sealed", err))
     }
 
-    fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
-        let located = {
+    /// Finds the frames of up to `max_records` records from `offset`: in the active segment
+    /// under the state lock; in a sealed one after releasing it, through the cache of open files
+    /// (opening them is I/O that must not hold up appends).
+    fn locate(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Located> {
+        let (span, next) = {
             let state = self.read_locked(&self.state);
             state.check_open()?;
             let next = self.commit.point();
@@ -349,8 +394,34 @@ impl Shared {
                 return Err(Error::OffsetOutOfRange { offset, lowest, next });
             }
             let at = state.segments.partition_point(|s| s.base() <= offset) - 1;
-            state.segments[at].locate(offset, next, max_records, max_bytes)?
+            let segment = &state.segments[at];
+            if let Some(files) = segment.files() {
+                return segment.span().locate(files, offset, next, max_records, max_bytes);
+            }
+            (segment.span(), next)
         };
+        span.check_present(offset)?;
+        let open = match self.sealed.get(&self.dir, span.base, self.opener.as_ref()) {
+            Ok(open) => open,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // Retention deleted the segment since the bounds were checked.
+                let (lowest, next) = (self.lowest_offset(), self.commit.point());
+                if offset < lowest {
+                    return Err(Error::OffsetOutOfRange { offset, lowest, next });
+                }
+                return Err(err.into());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        span.locate(open.files(), offset, next, max_records, max_bytes)
+    }
+
+    fn lowest_offset(&self) -> u64 {
+        self.read_locked(&self.state).segments[0].base()
+    }
+
+    fn read_batch(&self, offset: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        let located = self.locate(offset, max_records, max_bytes)?;
         let end = *located.ends.last().expect("at least one frame");
         let bytes = store::read_at(located.file.as_ref(), located.pos, end - located.pos).map_err(
             |err| match err.kind() {
@@ -401,7 +472,7 @@ impl CommitLog for DiskLog {
     }
 
     fn lowest_offset(&self) -> u64 {
-        self.shared.read_locked(&self.shared.state).segments[0].base()
+        self.shared.lowest_offset()
     }
 
     fn next_offset(&self) -> u64 {
@@ -420,11 +491,12 @@ impl CommitLog for DiskLog {
         let mut removed = 0;
         while state.segments.len() > 1 && state.segments[0].end() <= bound {
             let segment = state.segments.remove(0);
+            shared.sealed.evict(segment.base());
             segment.delete(&shared.dir)?;
             removed += 1;
         }
         if removed > 0 {
-            dir::sync(&shared.dir)?;
+            shared.opener.sync_dir(&shared.dir).map_err(dir_sync_io)?;
         }
         Ok(state.segments[0].base())
     }
@@ -440,10 +512,8 @@ impl CommitLog for DiskLog {
         state.check_open()?;
         let outcome = (|| {
             if !shared.commit.has_failed() {
-                let active = state.active();
-                active.store_file().sync_data()?;
-                active.seal()?;
-                dir::sync(&shared.dir)?;
+                state.active().seal()?;
+                shared.opener.sync_dir(&shared.dir).map_err(dir_sync_io)?;
             }
             Ok::<_, std::io::Error>(())
         })();
@@ -454,6 +524,13 @@ impl CommitLog for DiskLog {
     }
 }
 
+/// The `io::Error` of a failed directory sync, whichever step failed.
+fn dir_sync_io(err: DirSyncError) -> std::io::Error {
+    match err {
+        DirSyncError::Open(err) | DirSyncError::Sync(err) => err,
+    }
+}
+
 /// Opens every segment of `dir`, or creates the first one at the configured initial offset.
 fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Result<Vec<Segment>> {
     let bases = dir::segment_bases(dir)?;
@@ -461,7 +538,7 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     let Some((&last, sealed)) = bases.split_last() else {
         let mut first = Segment::create(dir, config.log.initial_offset, capacity, opener)?;
         prepare_active(&mut first, config);
-        dir::sync(dir)?;
+        opener.sync_dir(dir).map_err(dir_sync_io)?;
         return Ok(vec![first]);
     };
     let mut segments = Vec::with_capacity(bases.len());
@@ -471,7 +548,7 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     let mut active = recovery::open_active(dir, last, capacity, opener)?;
     prepare_active(&mut active, config);
     segments.push(active);
-    dir::sync(dir)?;
+    opener.sync_dir(dir).map_err(dir_sync_io)?;
     Ok(segments)
 }
 

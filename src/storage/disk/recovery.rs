@@ -16,7 +16,7 @@ use super::dir::{index_path, store_path};
 use super::fs::{FileOpener, SegmentFile};
 use super::index::Index;
 use super::scan::scan;
-use super::segment::Segment;
+use super::segment::{Segment, Span};
 use super::store::{FRAME_HEADER_BYTES, FrameHeader, STORE_HEADER_BYTES, Store, check_header};
 use crate::storage::{Error, Result};
 
@@ -34,11 +34,8 @@ pub(super) fn open_sealed(
         Err(Error::Format { file, detail }) => {
             // Never renumber: the segment keeps its offsets, and each reads as corrupt.
             tracing::error!(file, detail, "damaged store header: its records read as corrupt");
-            let mut store = Store::open(opener, &store_path(dir, base))?;
-            store.limit(0);
-            let index = Index::open_existing(&index_path(dir, base))
-                .or_else(|_| Index::rewrite(&index_path(dir, base), &[]))?;
-            return Ok(Segment::recovered(base, store, index, 0, next_base, true));
+            let span = Span { base, entries: 0, end: next_base, store_size: 0 };
+            return Ok(Segment::sealed(span));
         }
         Err(err) => return Err(err),
     };
@@ -61,8 +58,9 @@ pub(super) fn open_sealed(
             Index::rewrite(&index_path(dir, base), &found.positions)?
         }
     };
-    let entries = index.capacity();
-    Ok(Segment::recovered(base, store, index, entries, next_base, true))
+    let span = Span { base, entries: index.capacity(), end: next_base, store_size: store.size() };
+    // The files close here: a sealed segment's are opened again only while reads need them.
+    Ok(Segment::sealed(span))
 }
 
 /// Opens the last segment of a log for appending: trusts the index as far as it checks out,
@@ -116,7 +114,7 @@ pub(super) fn open_active(
     if !found.corrupt.is_empty() {
         tracing::error!(base, corrupt = ?found.corrupt, "active segment has corrupt records");
     }
-    Ok(Segment::recovered(base, store, index, entries, base + entries, false))
+    Ok(Segment::active(base, store, index, entries))
 }
 
 /// Opens a store and checks its header.
@@ -217,6 +215,7 @@ fn trusted_entries(store: &Store, index: &Index, base: u64) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::super::fs::OsFiles;
+    use super::super::sealed::open_files;
     use super::super::segment::tests::frames;
     use super::*;
 
@@ -237,7 +236,8 @@ mod tests {
         drop(active);
         let sealed = open_sealed(dir.path(), 100, 104, &OsFiles).unwrap();
         assert_eq!((sealed.end(), sealed.entries(), sealed.is_sealed()), (104, 4, true));
-        let located = sealed.locate(101, 104, 10, usize::MAX).unwrap();
+        let files = open_files(dir.path(), 100, &OsFiles).unwrap();
+        let located = sealed.span().locate(files.files(), 101, 104, 10, usize::MAX).unwrap();
         assert_eq!(located.ends.len(), 3);
     }
 
@@ -254,8 +254,10 @@ mod tests {
         std::fs::remove_file(index_path(dir.path(), 0)).unwrap();
         let segment = open_sealed(dir.path(), 0, 5, &OsFiles).unwrap();
         assert_eq!((segment.entries(), segment.end()), (3, 5));
-        assert_eq!(segment.locate(2, 5, 10, usize::MAX).unwrap().ends.len(), 1);
-        assert!(matches!(segment.locate(3, 5, 1, 0), Err(Error::Corrupt { offset: 3, .. })));
-        assert!(matches!(segment.locate(4, 5, 1, 0), Err(Error::Corrupt { offset: 4, .. })));
+        let span = segment.span();
+        let files = open_files(dir.path(), 0, &OsFiles).unwrap();
+        assert_eq!(span.locate(files.files(), 2, 5, 10, usize::MAX).unwrap().ends.len(), 1);
+        assert!(matches!(span.check_present(3), Err(Error::Corrupt { offset: 3, .. })));
+        assert!(matches!(span.check_present(4), Err(Error::Corrupt { offset: 4, .. })));
     }
 }

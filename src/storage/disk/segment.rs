@@ -1,10 +1,14 @@
-//! One segment: a store file and its index, covering the offsets `[base, end)`.
+//! One segment: the offsets `[base, end)` of a log, kept in a store file and its index.
+//!
+//! Only the last segment of a log is active (appended to); it holds its store file open and its
+//! index mapped. A sealed segment holds no file at all, just its [`Span`]: reads open its files
+//! through the bounded cache in `sealed`, so a log's descriptors and mappings do not grow with
+//! its segments.
 //!
 //! Invariants: index entry `i` holds the position of offset `base + i` for every `i < entries`;
 //! `end == base + entries` except in a sealed segment whose store lost frames (those offsets read
-//! as corrupt); only the last segment of a log is active (appended to), and a sealed segment's
-//! store and index are synced. Opening a segment from its files is `recovery`'s job; file names
-//! are `dir`'s.
+//! as corrupt); a sealed segment's store and index are synced. Opening a segment from its files
+//! is `recovery`'s job; file names are `dir`'s.
 
 use std::io;
 use std::path::Path;
@@ -14,32 +18,58 @@ use super::dir::{index_path, store_path};
 use super::fs::{FileOpener, SegmentFile};
 use super::index::Index;
 use super::store::{FRAME_HEADER_BYTES, Store};
+use crate::storage::error::at;
 use crate::storage::{Error, Result};
 
 /// Where a committed offset's frame lies, found under the log's lock and read outside it.
 #[derive(Debug)]
 pub(super) struct Located {
     /// The store file.
-    pub file: Arc<dyn SegmentFile>,
+    pub(super) file: Arc<dyn SegmentFile>,
     /// Where the first frame starts.
-    pub pos: u64,
+    pub(super) pos: u64,
     /// The end of each frame, in order (one per located offset).
-    pub ends: Vec<u64>,
+    pub(super) ends: Vec<u64>,
 }
 
-/// A store and index pair.
+/// What a segment covers, without its files.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Span {
+    /// The segment's first offset.
+    pub(super) base: u64,
+    /// How many records its store and index hold.
+    pub(super) entries: u64,
+    /// One past its last offset.
+    pub(super) end: u64,
+    /// The end of the store's valid data: nothing past it is read.
+    pub(super) store_size: u64,
+}
+
+/// The open files of a segment, which a read locates frames through.
+#[derive(Clone, Copy)]
+pub(super) struct Files<'a> {
+    pub(super) store: &'a Arc<dyn SegmentFile>,
+    pub(super) index: &'a Index,
+}
+
+/// The files an active segment keeps open.
 #[derive(Debug)]
-pub(super) struct Segment {
-    base: u64,
+struct Active {
     store: Store,
     index: Index,
-    entries: u64,
-    end: u64,
-    sealed: bool,
+}
+
+/// A segment: its span, and its files while it is active.
+#[derive(Debug)]
+pub(super) struct Segment {
+    span: Span,
+    /// `Some` while the segment is appended to; `None` once sealed.
+    active: Option<Active>,
 }
 
 impl Segment {
-    /// Creates a new, empty active segment whose index holds `capacity` entries.
+    /// Creates a new, empty active segment whose index holds `capacity` entries. On failure
+    /// neither file is left behind.
     pub(super) fn create(
         dir: &Path,
         base: u64,
@@ -49,9 +79,7 @@ impl Segment {
         let created = Store::create(opener, &store_path(dir, base), base)
             .and_then(|store| Ok((store, Index::create(&index_path(dir, base), capacity)?)));
         match created {
-            Ok((store, index)) => {
-                Ok(Self { base, store, index, entries: 0, end: base, sealed: false })
-            }
+            Ok((store, index)) => Ok(Self::active(base, store, index, 0)),
             Err(err) => {
                 let _ = std::fs::remove_file(store_path(dir, base));
                 let _ = std::fs::remove_file(index_path(dir, base));
@@ -59,104 +87,152 @@ impl Segment {
             }
         }
     }
-    /// A segment recovery opened from its files; see the module doc for the invariants.
-    pub(super) fn recovered(
-        base: u64,
-        store: Store,
-        index: Index,
-        entries: u64,
-        end: u64,
-        sealed: bool,
-    ) -> Self {
+
+    /// An active segment whose `store` and `index` hold `entries` records.
+    pub(super) fn active(base: u64, store: Store, index: Index, entries: u64) -> Self {
         debug_assert!(entries <= index.capacity(), "more entries than the index holds");
-        debug_assert!(end >= base + entries, "a segment ends before its entries");
-        debug_assert!(sealed || end == base + entries, "an active segment with missing records");
-        Self { base, store, index, entries, end, sealed }
+        let span = Span { base, entries, end: base + entries, store_size: store.size() };
+        Self { span, active: Some(Active { store, index }) }
+    }
+
+    /// A sealed segment covering `span`, its files closed.
+    pub(super) fn sealed(span: Span) -> Self {
+        debug_assert!(span.end >= span.base + span.entries, "a segment ends before its entries");
+        Self { span, active: None }
+    }
+
+    /// What the segment covers.
+    pub(super) fn span(&self) -> Span {
+        self.span
     }
 
     /// The segment's first offset.
     pub(super) fn base(&self) -> u64 {
-        self.base
+        self.span.base
     }
 
     /// One past the segment's last offset.
     pub(super) fn end(&self) -> u64 {
-        self.end
+        self.span.end
     }
 
     /// How many records the segment holds.
     pub(super) fn entries(&self) -> u64 {
-        self.entries
+        self.span.entries
     }
 
     /// Whether the segment is sealed (no longer appended to).
     pub(super) fn is_sealed(&self) -> bool {
-        self.sealed
+        self.active.is_none()
+    }
+
+    /// The files of an active segment; `None` once sealed.
+    pub(super) fn files(&self) -> Option<Files<'_>> {
+        self.active.as_ref().map(|a| Files { store: a.store.file(), index: &a.index })
     }
 
     /// The store's size.
     pub(super) fn store_size(&self) -> u64 {
-        self.store.size()
+        self.span.store_size
     }
 
-    /// How many more index entries fit.
+    /// How many more index entries fit (none once sealed).
     pub(super) fn index_room(&self) -> u64 {
-        self.index.capacity() - self.entries
+        self.active.as_ref().map_or(0, |a| a.index.capacity() - self.span.entries)
     }
 
-    /// Zero-fills the store ahead of its data (see `store`), up to `limit` bytes.
+    /// Zero-fills an active store ahead of its data (see `store`), up to `limit` bytes.
     pub(super) fn preallocate(&mut self, chunk: u64, limit: u64) {
-        self.store.preallocate(chunk, limit);
+        if let Some(active) = self.active.as_mut() {
+            active.store.preallocate(chunk, limit);
+        }
     }
 
-    /// Grows the index so that `count` more entries fit.
+    /// Grows an active index so that `count` more entries fit.
     pub(super) fn reserve(&mut self, count: u64) -> io::Result<()> {
-        self.index.grow(self.entries + count)
+        let active = self.active.as_mut().ok_or_else(sealed_error)?;
+        active.index.grow(self.span.entries + count)
     }
 
-    /// The store file, for syncing outside the log's lock.
-    pub(super) fn store_file(&self) -> &Arc<dyn SegmentFile> {
-        self.store.file()
+    /// The active store file, for syncing outside the log's lock.
+    pub(super) fn store_file(&self) -> Option<&Arc<dyn SegmentFile>> {
+        self.active.as_ref().map(|a| a.store.file())
     }
 
     /// Appends encoded frames with one write; `starts` holds each frame's start within `frames`.
     /// All-or-nothing: on error neither the store's size nor the entry count moves.
     pub(super) fn append(&mut self, frames: &[u8], starts: &[u64]) -> io::Result<()> {
-        debug_assert!(!self.sealed && starts.len() as u64 <= self.index_room());
-        let pos = self.store.append(frames)?;
+        let room = self.index_room();
+        let active = self.active.as_mut().ok_or_else(sealed_error)?;
+        debug_assert!(starts.len() as u64 <= room, "a batch past the index's room");
+        let pos = active.store.append(frames)?;
         for (i, start) in starts.iter().enumerate() {
-            self.index.set(self.entries + i as u64, pos + start);
+            active.index.set(self.span.entries + i as u64, pos + start);
         }
-        self.entries += starts.len() as u64;
-        self.end = self.base + self.entries;
+        self.span.entries += starts.len() as u64;
+        self.span.end = self.span.base + self.span.entries;
+        self.span.store_size = active.store.size();
         Ok(())
     }
 
-    /// Syncs the store, trims the index to its entries and syncs it. Appends end here.
+    /// Trims and syncs the store, then flushes, trims and syncs the index, and closes both:
+    /// appends end here. If the store's trim or sync fails the segment stays active; once the
+    /// store is synced the segment is sealed whatever the index does (it is derived data).
     pub(super) fn seal(&mut self) -> io::Result<()> {
-        self.store.trim()?;
-        self.store.file().sync_data()?;
-        self.index.seal(self.entries)?;
-        self.sealed = true;
+        let Some(active) = self.active.as_mut() else { return Ok(()) };
+        active.store.trim()?;
+        active.store.file().sync_data()?;
+        self.span.store_size = active.store.size();
+        let Active { index, .. } = self.active.take().expect("checked above");
+        index.seal(self.span.entries)
+    }
+
+    /// Deletes the segment's files.
+    pub(super) fn delete(self, dir: &Path) -> io::Result<()> {
+        let store = store_path(dir, self.span.base);
+        std::fs::remove_file(&store).map_err(at(&store))?;
+        let index = index_path(dir, self.span.base);
+        match std::fs::remove_file(&index) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(at(&index)(err)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The error of an append to a sealed segment, which the log never attempts.
+fn sealed_error() -> io::Error {
+    io::Error::other("append to a sealed segment")
+}
+
+impl Span {
+    /// `Corrupt` when `offset` (in `[base, end)`) has no record in the store: a sealed segment
+    /// that lost frames. Checked before any file is opened.
+    pub(super) fn check_present(&self, offset: u64) -> Result<()> {
+        if offset - self.base >= self.entries {
+            return Err(Error::Corrupt {
+                offset,
+                detail: "the record is missing from its segment's store".into(),
+            });
+        }
         Ok(())
     }
 
     /// Locates up to `max_records` frames from `offset` (which must be in `[base, end)`), within
     /// `limit` (an exclusive offset bound) and stopping once their payloads add up to
-    /// `max_bytes` (at least one frame).
+    /// `max_bytes` (at least one frame), through the segment's open `files`.
     pub(super) fn locate(
         &self,
+        files: Files<'_>,
         offset: u64,
         limit: u64,
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Located> {
+        self.check_present(offset)?;
         let rel = offset - self.base;
         let corrupt = |detail: &str| Error::Corrupt { offset, detail: detail.to_string() };
-        if rel >= self.entries {
-            return Err(corrupt("the record is missing from its segment's store"));
-        }
-        let pos = self.index.position(rel).ok_or_else(|| corrupt("bad index entry"))?;
+        let index = files.index;
+        let pos = index.position(rel).ok_or_else(|| corrupt("bad index entry"))?;
         let last = (limit.min(self.end) - self.base)
             .min(self.entries)
             .min(rel + max_records.max(1) as u64);
@@ -164,13 +240,12 @@ impl Segment {
         let mut payload_bytes = 0;
         let mut i = rel + 1;
         loop {
-            let end =
-                if i < self.entries { self.index.position(i) } else { Some(self.store.size()) };
+            let end = if i < self.entries { index.position(i) } else { Some(self.store_size) };
             let end = end.ok_or_else(|| corrupt("bad index entry"))?;
             let prev = ends.last().copied().unwrap_or(pos);
             // A damaged index entry must never make a read run past the store (or allocate a
             // buffer for it): anything out of order or out of bounds reads as corrupt.
-            if end > self.store.size() || end < prev.saturating_add(FRAME_HEADER_BYTES) {
+            if end > self.store_size || end < prev.saturating_add(FRAME_HEADER_BYTES) {
                 if ends.is_empty() {
                     return Err(corrupt("the index points at a damaged frame"));
                 }
@@ -184,16 +259,7 @@ impl Segment {
             }
             i += 1;
         }
-        Ok(Located { file: self.store.file().clone(), pos, ends })
-    }
-
-    /// Deletes the segment's files.
-    pub(super) fn delete(self, dir: &Path) -> io::Result<()> {
-        std::fs::remove_file(store_path(dir, self.base))?;
-        match std::fs::remove_file(index_path(dir, self.base)) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-            _ => Ok(()),
-        }
+        Ok(Located { file: Arc::clone(files.store), pos, ends })
     }
 }
 
@@ -221,7 +287,8 @@ pub(super) mod tests {
         let (buf, starts) = frames(0, &values);
         segment.append(&buf, &starts).unwrap();
         let count = |offset, limit, records, bytes| {
-            segment.locate(offset, limit, records, bytes).unwrap().ends.len()
+            let files = segment.files().unwrap();
+            segment.span().locate(files, offset, limit, records, bytes).unwrap().ends.len()
         };
         assert_eq!(count(0, 8, 100, usize::MAX), 8);
         assert_eq!(count(0, 5, 100, usize::MAX), 5, "past the commit limit");
@@ -231,6 +298,7 @@ pub(super) mod tests {
         assert_eq!(count(0, 8, 100, 25), 3, "10 + 10 < 25 <= 30 bytes of values");
         assert_eq!(count(0, 8, 100, 30), 3);
         assert_eq!(count(0, 8, 100, 31), 4);
-        assert!(matches!(segment.locate(8, 9, 1, 0), Err(Error::Corrupt { offset: 8, .. })));
+        let located = segment.span().locate(segment.files().unwrap(), 8, 9, 1, 0);
+        assert!(matches!(located, Err(Error::Corrupt { offset: 8, .. })));
     }
 }
