@@ -189,10 +189,8 @@ fn a_server_whose_backlog_is_full_times_out_the_connect() {
     // A listener whose accept queue is full drops new connections' SYNs, so the TCP connect
     // itself never completes: `--timeout 1s` still ends the command, naming the address.
     let (listener, url) = silent_listener();
-    // SAFETY: `listen` only changes the backlog of the socket `listener` owns and keeps open for
-    // the whole call; it touches no memory of ours.
-    let rc = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 0) };
-    assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
+    // Listening again on a listening socket only changes its backlog.
+    socket2::SockRef::from(&listener).listen(0).expect("shrink the backlog");
     // With a backlog of 0 the queue holds one connection: this one fills it.
     let _filler = TcpStream::connect(listener.local_addr().unwrap()).expect("fill the backlog");
     let (output, took) = timed(&url, &["produce", "a"], "");

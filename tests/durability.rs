@@ -318,3 +318,90 @@ fn concurrent_appends_under_always_share_syncs() {
     assert_eq!(log.next_offset(), appends);
     assert!(syncs <= appends / 2, "{syncs} syncs for {appends} concurrent appends: too few shared");
 }
+
+/// Appends test values from `from` until an append fails, returning the first offset that did
+/// not land and the error; panics if none fails within `limit` appends.
+fn append_until_failure(log: &DiskLog, from: u64, limit: u64) -> (u64, Error) {
+    for offset in from..from + limit {
+        match log.append(value_for(offset)) {
+            Ok(got) => assert_eq!(got, offset),
+            Err(err) => return (offset, err),
+        }
+    }
+    panic!("no append failed in {limit} tries");
+}
+
+#[test]
+fn a_directory_that_cannot_be_opened_to_sync_fails_the_roll_but_not_the_log() {
+    // No descriptor free to open the directory after creating a segment means nothing was
+    // synced and nothing is uncertain: that append fails with a transient error, the log stays
+    // writable, and the next append syncs the directory before anything lands in the segment.
+    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(fsync);
+        let (log, files) = open_faulty(dir.path(), &config);
+        fill(&log, 0, 3);
+        files.fail_dir_open(true);
+        let (failed_at, err) = append_until_failure(&log, 3, 50);
+        assert!(err.is_transient(), "{fsync:?}: {err:?}");
+        assert_eq!(log.next_offset(), failed_at, "{fsync:?}: the failed append became visible");
+        assert!(matches!(log.append(value_for(failed_at)), Err(e) if e.is_transient()));
+        files.fail_dir_open(false);
+        let synced = files.dirs_synced().len();
+        assert_eq!(log.append(value_for(failed_at)).expect("append after"), failed_at);
+        assert!(files.dirs_synced().len() > synced, "the directory was not synced first");
+        fill(&log, failed_at + 1, failed_at + 20);
+        assert_values(&log, 0..failed_at + 20);
+        log.close().unwrap();
+        assert_reopens_with(dir.path(), &config, failed_at + 20);
+    }
+}
+
+#[test]
+fn a_failed_directory_fsync_turns_the_log_read_only() {
+    // A directory fsync that fails leaves its entries uncertain: like a failed data sync, the
+    // log refuses appends until it is reopened.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FsyncPolicy::Never);
+    let (log, files) = open_faulty(dir.path(), &config);
+    fill(&log, 0, 3);
+    files.fail_dir_sync(true);
+    let (failed_at, err) = append_until_failure(&log, 3, 50);
+    assert!(matches!(err, Error::ReadOnly(_)), "{err:?}");
+    files.fail_dir_sync(false);
+    assert!(matches!(log.append(value_for(failed_at)), Err(Error::ReadOnly(_))));
+    assert_values(&log, 0..failed_at);
+}
+
+#[test]
+fn a_sealed_segment_that_cannot_be_opened_reads_as_a_transient_error_not_corruption() {
+    // Opening an old segment's files for a read can fail for want of descriptors: the read
+    // fails with a transient error, never DATA_LOSS, and works once descriptors are free.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FsyncPolicy::Never);
+    let (log, files) = open_faulty(dir.path(), &config);
+    fill(&log, 0, 60);
+    assert!(log.segment_count() > config.max_open_segments + 2);
+    files.fail_open(true);
+    let err = log.read(0).expect_err("the first segment's files cannot be opened");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(log.read_batch(0, 10, usize::MAX).is_err_and(|e| e.is_transient()));
+    files.fail_open(false);
+    assert_values(&log, 0..60);
+    assert!(log.open_sealed_segments() <= config.max_open_segments);
+}
+
+#[test]
+fn a_new_data_directory_is_synced_into_its_parent() {
+    // Creating the data directory (and missing parents) syncs each new directory's parent, so a
+    // power cut cannot take the directory, and the records acknowledged in it, back.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a").join("b").join("data");
+    let (log, files) = open_faulty(&dir, &small_config(FsyncPolicy::Always));
+    let synced = files.dirs_synced();
+    for parent in [root.path().to_path_buf(), root.path().join("a"), root.path().join("a/b")] {
+        assert!(synced.contains(&parent), "{} not synced: {synced:?}", parent.display());
+    }
+    assert!(synced.contains(&dir), "the data directory itself was not synced: {synced:?}");
+    log.close().unwrap();
+}

@@ -136,32 +136,19 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// A future that resolves on the first SIGINT or SIGTERM. The handlers are installed when this
+/// is called, not when the future is first polled: a signal that arrives while the log opens, or
+/// right after `listening on` is printed, still shuts the server down gracefully.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+    })
 }
 
 #[tokio::main]
@@ -178,7 +165,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit and logs both: the server holds a
+/// descriptor per connection, and the operator's hard limit is the real bound.
+fn raise_descriptor_limit() {
+    let before = rlimit::Resource::NOFILE.get();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => {
+            let hard = rlimit::Resource::NOFILE.get().map(|(_, hard)| hard).unwrap_or(soft);
+            let was = before.map(|(soft, _)| soft).unwrap_or(soft);
+            tracing::info!(soft = soft, hard = hard, was = was, "file descriptor limit");
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot raise the file descriptor limit"),
+    }
+}
+
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let shutdown = shutdown_signal().map_err(|err| format!("cannot listen for signals: {err}"))?;
+    raise_descriptor_limit();
     let (data_dir, config) = (args.data_dir.clone(), args.disk_config());
     let log = tokio::task::spawn_blocking(move || open_log(data_dir, config)).await??;
     let listener = TcpListener::bind(args.addr)
@@ -187,7 +190,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
     println!("listening on {local}");
-    server::run(listener, Arc::clone(&log), args.server_config(), shutdown_signal()).await?;
+    server::run(listener, Arc::clone(&log), args.server_config(), shutdown).await?;
     // Closing syncs files: keep it (and the log's drop) off the runtime's workers.
     tokio::task::spawn_blocking(move || log.close()).await??;
     tracing::info!("log synced and closed");

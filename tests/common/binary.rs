@@ -19,11 +19,14 @@ pub struct ServerProcess {
 /// Starts `girok-server` on `127.0.0.1:0` over `data_dir`, with `env` as extra `GIROK_*`
 /// settings, and waits for its `listening on ADDR` line.
 pub fn spawn_server(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
-    let mut child = server_command(data_dir, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn girok-server");
+    spawn(server_command(data_dir, env), Stdio::null())
+}
+
+/// Starts `command` (a `girok-server` command) with its stderr sent to `stderr`, and waits for
+/// its `listening on ADDR` line.
+pub fn spawn(mut command: Command, stderr: Stdio) -> ServerProcess {
+    let mut child =
+        command.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn girok-server");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -36,6 +39,19 @@ pub fn spawn_server(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
     let mut server = ServerProcess { child, addr: String::new() };
     server.addr = rx.recv_timeout(PROCESS_TIMEOUT).expect("girok-server printed no address");
     server
+}
+
+/// [`server_command`] run under a shell that first sets the open-file limit (soft and hard) to
+/// `nofile`, so the server cannot raise it.
+pub fn server_command_with_nofile(data_dir: &Path, nofile: u64, env: &[(&str, &str)]) -> Command {
+    let server = server_command(data_dir, env);
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\""))
+        .arg(server.get_program())
+        .envs(server.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    command
 }
 
 /// The `girok-server` command over `data_dir` on `127.0.0.1:0`, not yet started.

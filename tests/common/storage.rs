@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use girok::storage::disk::fs::{FileOpener, SegmentFile};
+use girok::storage::disk::fs::{DirSyncError, FileOpener, SegmentFile};
 use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, LogConfig};
 
 /// Bytes of a store file header.
@@ -152,6 +152,14 @@ pub struct Faults {
     synced: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// Every file ever opened.
     opened: Mutex<Vec<PathBuf>>,
+    /// Opening a store file fails with EMFILE, as when no descriptor is free.
+    pub fail_open: AtomicBool,
+    /// Opening a directory to sync it fails with EMFILE.
+    pub fail_dir_open: AtomicBool,
+    /// `fsync` of a directory fails with EIO.
+    pub fail_dir_sync: AtomicBool,
+    /// Every directory synced, in order.
+    dirs_synced: Mutex<Vec<PathBuf>>,
 }
 
 /// A [`FileOpener`] over real files with injectable faults. Clone the `Arc` to keep a handle.
@@ -182,6 +190,26 @@ impl FaultyFiles {
         self.faults.syncs.load(Ordering::SeqCst)
     }
 
+    /// Makes opening store files fail with EMFILE (or work again).
+    pub fn fail_open(&self, on: bool) {
+        self.faults.fail_open.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes opening a directory to sync it fail with EMFILE (or work again).
+    pub fn fail_dir_open(&self, on: bool) {
+        self.faults.fail_dir_open.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes `fsync` of a directory fail with EIO (or work again).
+    pub fn fail_dir_sync(&self, on: bool) {
+        self.faults.fail_dir_sync.store(on, Ordering::SeqCst);
+    }
+
+    /// Every directory synced so far, in order.
+    pub fn dirs_synced(&self) -> Vec<PathBuf> {
+        self.faults.dirs_synced.lock().unwrap().clone()
+    }
+
     /// Makes every later write fail with ENOSPC after writing half its bytes (or work again).
     pub fn enospc(&self, on: bool) {
         self.faults.enospc.store(on, Ordering::SeqCst);
@@ -206,7 +234,23 @@ impl FaultyFiles {
 }
 
 impl FileOpener for FaultyFiles {
+    fn sync_dir(&self, dir: &Path) -> Result<(), DirSyncError> {
+        if self.faults.fail_dir_open.load(Ordering::SeqCst) {
+            return Err(DirSyncError::Open(io::Error::from_raw_os_error(libc::EMFILE)));
+        }
+        let file = File::open(dir).map_err(DirSyncError::Open)?;
+        if self.faults.fail_dir_sync.load(Ordering::SeqCst) {
+            return Err(DirSyncError::Sync(io::Error::from_raw_os_error(libc::EIO)));
+        }
+        file.sync_all().map_err(DirSyncError::Sync)?;
+        self.faults.dirs_synced.lock().unwrap().push(dir.to_path_buf());
+        Ok(())
+    }
+
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn SegmentFile>> {
+        if self.faults.fail_open.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        }
         let file = OpenOptions::new().read(true).write(true).create(create).open(path)?;
         let path = path.to_path_buf();
         {
@@ -303,4 +347,21 @@ pub fn fds_into(dir: &Path) -> usize {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.starts_with(&dir))
         .count()
+}
+
+/// Writes `count` segments straight into `dir`, one record each (offset `i` holds
+/// [`value_for`]`(i)`), as a clean shutdown leaves them: quicker than appending through a log
+/// with tiny segments, which syncs at every roll.
+pub fn write_one_record_segments(dir: &Path, count: u64) {
+    use girok::storage::disk::store::{encode_frame, encode_header};
+    std::fs::create_dir_all(dir).expect("create dir");
+    for base in 0..count {
+        let value = value_for(base);
+        let mut store = encode_header(base).to_vec();
+        encode_frame(&mut store, base, 1_700_000_000_000, &value, crc32c::crc32c(&value));
+        std::fs::write(store_file(dir, base), store).expect("write store");
+        let mut index = 0u32.to_le_bytes().to_vec();
+        index.extend_from_slice(&STORE_HEADER.to_le_bytes());
+        std::fs::write(index_file(dir, base), index).expect("write index");
+    }
 }
