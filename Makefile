@@ -13,7 +13,7 @@ test: tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test
 
 bench:
-	cargo bench --bench log --bench service --bench roll_stall
+	cargo bench --bench log --bench service --bench roll_stall --bench store --bench index --bench recovery
 
 lint:
 	cargo fmt --all -- --check
