@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, env = "GIROK_SEGMENT_MAX_INDEX_BYTES", default_value = "16MiB", value_parser = parse_size)]
     segment_max_index_bytes: u64,
     /// The largest record value accepted; larger ones get INVALID_ARGUMENT.
-    #[arg(long, env = "GIROK_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_record_size)]
+    #[arg(long, env = "GIROK_MAX_RECORD_BYTES", default_value = "1MiB", value_parser = parse_memory_size)]
     max_record_bytes: usize,
     /// How many sealed segments may have their files open at once (one descriptor and one
     /// mapping each); reads of older segments open them as needed.
@@ -51,6 +51,13 @@ struct Args {
     /// The older spelling of `--fsync-interval`, in milliseconds; still accepted.
     #[arg(long, env = "GIROK_FSYNC_INTERVAL_MS", hide = true, conflicts_with = "fsync_interval", value_parser = parse_millis)]
     fsync_interval_ms: Option<Duration>,
+    /// The memory budget for records buffered in the server (ProduceStream queues, ConsumeStream
+    /// batches); one connection may use a sixteenth. When spent, streams wait (back-pressure).
+    #[arg(long, env = "GIROK_MAX_BUFFERED_BYTES", default_value = "256MiB", value_parser = parse_memory_size)]
+    max_buffered_bytes: usize,
+    /// Connections served at once; further ones are closed as they arrive.
+    #[arg(long, env = "GIROK_MAX_CONNECTIONS", default_value_t = ServerConfig::default().max_connections)]
+    max_connections: usize,
     /// How long in-flight calls get to finish on shutdown; a plain number is seconds.
     #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_seconds)]
     shutdown_grace: Duration,
@@ -75,7 +82,8 @@ enum LogFormat {
     Json,
 }
 
-fn parse_record_size(text: &str) -> Result<usize, String> {
+/// A size that must fit in memory (`usize`).
+fn parse_memory_size(text: &str) -> Result<usize, String> {
     let size = parse_size(text)?;
     usize::try_from(size).map_err(|_| format!("{text:?} is too large"))
 }
@@ -105,7 +113,12 @@ impl Args {
     }
 
     fn server_config(&self) -> ServerConfig {
-        ServerConfig { shutdown_grace: self.shutdown_grace, ..ServerConfig::default() }
+        ServerConfig {
+            shutdown_grace: self.shutdown_grace,
+            max_buffered_bytes: self.max_buffered_bytes,
+            max_connections: self.max_connections,
+            ..ServerConfig::default()
+        }
     }
 }
 

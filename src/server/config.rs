@@ -29,8 +29,15 @@ pub struct ServerConfig {
     /// Concurrent streams a client may open on one connection (tailing consumers each hold one).
     /// Default 4,096.
     pub max_concurrent_streams: u32,
-    /// Connections served at once; further ones are closed on accept. Default 10,000.
+    /// Connections served at once; further ones are closed on accept. Default 1,024.
     pub max_connections: usize,
+    /// The memory budget for records buffered in the server, shared by every request message
+    /// being received, ProduceStream queue and ConsumeStream read batch; each connection may use
+    /// at most a sixteenth of it, so that even several connections that never read their
+    /// answers leave room for the others.
+    /// When it is spent, streams stop reading (back-pressure) until records leave; nothing is
+    /// dropped and no call fails for it. Default 256 MiB.
+    pub max_buffered_bytes: usize,
     /// Interval of HTTP/2 keepalive pings on an idle connection, so dead peers of idle tails are
     /// noticed. Default 30 s.
     pub keepalive_interval: Duration,
@@ -70,7 +77,8 @@ impl Default for ServerConfig {
             initial_stream_window: 2 * 1024 * 1024,
             initial_connection_window: 16 * 1024 * 1024,
             max_concurrent_streams: 4096,
-            max_connections: 10_000,
+            max_connections: 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
             max_pending_accept_reset_streams: 200,
@@ -86,6 +94,11 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The part of [`max_buffered_bytes`](Self::max_buffered_bytes) one connection may use.
+    pub(crate) fn connection_share(&self) -> usize {
+        (self.max_buffered_bytes / 16).max(1)
+    }
+
     /// This config with message limits that fit records of `max_record_bytes`: both become at
     /// least the record limit plus 64 KiB of framing.
     pub(crate) fn fitted_to(mut self, max_record_bytes: usize) -> Self {

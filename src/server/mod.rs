@@ -21,6 +21,7 @@
 //! with `UNAVAILABLE`, waits up to [`ServerConfig::shutdown_grace`], then aborts what remains.
 //! It never closes the log: the caller does that once `run` returns.
 
+mod budget;
 mod config;
 mod drain;
 mod handle;
@@ -42,6 +43,7 @@ use tonic_health::ServingStatus;
 pub use config::ServerConfig;
 
 use crate::storage::CommitLog;
+use budget::Budget;
 use drain::Drain;
 use handle::LogHandle;
 use router::Router;
@@ -73,8 +75,14 @@ pub async fn run(
     let http2 = http2_builder(&config);
     let shutdown_grace = config.shutdown_grace;
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
-    let service =
-        Router::new(LogHandle::new(log), Arc::new(config), drain.clone(), health_service)?;
+    let (budget, share) = (Budget::new(config.max_buffered_bytes), config.connection_share());
+    let service = Router::new(
+        LogHandle::new(log),
+        Arc::new(config),
+        drain.clone(),
+        health_service,
+        budget.within(share),
+    )?;
 
     // Each connection holds a permit; when none is left a new connection is closed on accept.
     let mut connections = JoinSet::new();
@@ -89,7 +97,8 @@ pub async fn run(
                         tracing::warn!(%peer, "connection limit reached: closing new connection");
                         continue;
                     };
-                    let (http2, service, drain) = (http2.clone(), service.clone(), drain.clone());
+                    let service = service.for_connection(budget.within(share));
+                    let (http2, drain) = (http2.clone(), drain.clone());
                     connections.spawn(async move {
                         serve_connection(http2, tcp, service, drain).await;
                         drop(slot);

@@ -2,7 +2,9 @@
 //!
 //! The response stream is pull-based: it reads the next batch from the log only when the HTTP/2
 //! connection asks for more, so a stream buffers at most one read batch (plus h2's send buffer)
-//! and a slow consumer back-pressures the reads. Caught up, it waits on the log's commit-point
+//! and a slow consumer back-pressures the reads. The batch is held within the server's memory
+//! budget: reserved before the read, shrunk to what was read, and given back record by record as
+//! they leave; while the budget is spent, the read waits. Caught up, it waits on the log's commit-point
 //! `watch` (no polling, no CPU while idle). The stream owns no task: when the client goes away,
 //! hyper drops it and everything it holds is freed at once.
 
@@ -13,6 +15,7 @@ use tokio::sync::watch;
 use tonic::Status;
 
 use crate::api::v1::ConsumeResponse;
+use crate::server::budget::{Budget, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
 use crate::server::handle::LogHandle;
@@ -30,6 +33,13 @@ struct Tail {
     next: u64,
     /// Records read but not yet handed to the connection.
     buffered: VecDeque<Record>,
+    /// The budget the buffered records are held in, and what they hold of it.
+    budget: Budget,
+    held: Option<Reservation>,
+    /// Bytes of budget the buffered records are charged: values plus a per-record overhead.
+    held_bytes: usize,
+    /// The largest record the log can hold, so a read's reservation covers it.
+    max_record_bytes: usize,
     drain: Drain,
     batch_records: usize,
     batch_bytes: usize,
@@ -45,12 +55,17 @@ pub(super) fn tail(
     offset: u64,
     config: &ServerConfig,
     drain: Drain,
+    budget: Budget,
 ) -> impl Stream<Item = Result<ConsumeResponse, Status>> + Send + 'static {
     let state = Tail {
         commit: log.subscribe(),
+        max_record_bytes: log.max_record_bytes(),
         log,
         next: offset,
         buffered: VecDeque::new(),
+        budget,
+        held: None,
+        held_bytes: 0,
         drain,
         batch_records: config.consume_batch_records.max(1),
         batch_bytes: config.consume_batch_bytes,
@@ -84,6 +99,7 @@ impl Tail {
                 return Err(status::draining());
             }
             if let Some(record) = self.buffered.pop_front() {
+                self.release(&record);
                 return Ok(record);
             }
             let commit = *self.commit.borrow_and_update();
@@ -107,12 +123,36 @@ impl Tail {
     /// Returns how many records it buffered.
     async fn read_batch(&mut self) -> Result<usize, Status> {
         let (offset, records, bytes) = (self.next, self.batch_records, self.batch_bytes);
+        // The most a batch can hold: its byte limit, passed by up to one record.
+        let most = bytes + self.max_record_bytes + records * RECORD_OVERHEAD;
+        let mut held = self.budget.reserve(most).await;
         let batch = self.log.read_batch(offset, records, bytes).await?;
         if let Some(last) = batch.last() {
             self.next = last.offset + 1;
         }
+        self.held_bytes = batch.iter().map(charge).sum();
+        held.shrink_to(self.held_bytes);
+        self.held = Some(held);
         let count = batch.len();
         self.buffered.extend(batch);
         Ok(count)
     }
+
+    /// Gives back the budget `record` held, as it leaves for the connection.
+    fn release(&mut self, record: &Record) {
+        self.held_bytes = self.held_bytes.saturating_sub(charge(record));
+        match (&mut self.held, self.buffered.is_empty()) {
+            (_, true) => self.held = None,
+            (Some(held), false) => held.shrink_to(self.held_bytes),
+            (None, false) => {}
+        }
+    }
+}
+
+/// Per-record overhead charged against the budget, so that even empty records are bounded.
+const RECORD_OVERHEAD: usize = 64;
+
+/// What a buffered record is charged against the budget.
+fn charge(record: &Record) -> usize {
+    record.value.len() + RECORD_OVERHEAD
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::budget::{Budget, Intake};
 use super::config::ServerConfig;
 use super::drain::Drain;
 use super::handle::LogHandle;
@@ -30,11 +31,21 @@ pub(crate) struct LogService {
     log: LogHandle,
     config: Arc<ServerConfig>,
     drain: Drain,
+    /// For a request that arrived without its connection's budget (none does through `run`):
+    /// a share of a budget of its own, so buffering stays bounded all the same.
+    fallback_budget: Budget,
 }
 
 impl LogService {
     pub(crate) fn new(log: LogHandle, config: Arc<ServerConfig>, drain: Drain) -> Self {
-        Self { log, config, drain }
+        let fallback_budget =
+            Budget::new(config.max_buffered_bytes).within(config.connection_share());
+        Self { log, config, drain, fallback_budget }
+    }
+
+    /// The memory budget of the connection `request` came on.
+    fn budget<T>(&self, request: &Request<T>) -> Budget {
+        request.extensions().get::<Budget>().unwrap_or(&self.fallback_budget).clone()
     }
 
     /// New calls are refused once the server drains; calls already running finish.
@@ -50,6 +61,8 @@ impl Log for LogService {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         self.check_serving()?;
+        // The request's bytes stay counted against the budget until the record is appended.
+        let _intake = request.extensions().get::<Intake>().cloned();
         let value = record_value(request.into_inner(), self.log.max_record_bytes())?;
         let offset = self.log.append(value).await?;
         Ok(Response::new(ProduceResponse { offset }))
@@ -71,9 +84,15 @@ impl Log for LogService {
         request: Request<ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
         self.check_serving()?;
+        let budget = self.budget(&request);
         let offset = request.into_inner().offset;
-        let stream =
-            consume_stream::tail(self.log.clone(), offset, &self.config, self.drain.clone());
+        let stream = consume_stream::tail(
+            self.log.clone(),
+            offset,
+            &self.config,
+            self.drain.clone(),
+            budget,
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -84,11 +103,13 @@ impl Log for LogService {
         request: Request<Streaming<ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         self.check_serving()?;
+        let intake = request.extensions().get::<Intake>().cloned().unwrap_or_default();
         let stream = produce_stream::pipeline(
             self.log.clone(),
             request.into_inner(),
             &self.config,
             self.drain.clone(),
+            intake,
         );
         Ok(Response::new(Box::pin(stream)))
     }

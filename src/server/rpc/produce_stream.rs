@@ -1,7 +1,9 @@
 //! ProduceStream: pipelined appends with one ack per record, in request order.
 //!
-//! A reader task drains the request stream into a queue bounded in bytes (a semaphore of byte
-//! permits), so HTTP/2 frames keep being read and their window refunded while a batch syncs. The
+//! A reader task drains the request stream into a queue bounded in bytes, so HTTP/2 frames keep
+//! being read and their window refunded while a batch syncs. The bound is the server's memory
+//! budget, within the stream's own cap: the request body reserves its bytes as they arrive (see
+//! `server::budget`), and each queued record takes its request's bytes over until it is appended. The
 //! response stream appends whatever has queued as one `append_batch` (one sync under `always`),
 //! then yields one ack per record. It is pull-based: acks the client does not read stop the
 //! appends, which fill the queue, which stops the reads — back-pressure end to end.
@@ -12,29 +14,26 @@
 //! Drain: the stream ends with `UNAVAILABLE` between batches; everything appended is acked first.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
 use crate::api::v1::{ProduceRequest, ProduceResponse};
+use crate::server::budget::{Intake, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
 use crate::server::handle::LogHandle;
 use crate::server::status;
 use crate::server::wire::record_value;
 
-/// Per-record overhead charged against the queue budget, so that even empty records are bounded.
-const RECORD_OVERHEAD: usize = 64;
-
 /// One request taken off the wire: a value to append, or the status that ends the stream. It
 /// holds its share of the queue budget until it is appended.
 struct Queued {
     item: Result<Bytes, Status>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Reservation>,
 }
 
 /// Aborts the reader task when the response stream is dropped (the client went away).
@@ -67,10 +66,10 @@ pub(super) fn pipeline(
     requests: Streaming<ProduceRequest>,
     config: &ServerConfig,
     drain: Drain,
+    intake: Intake,
 ) -> impl Stream<Item = Result<ProduceResponse, Status>> + Send + 'static {
     let (tx, queue) = mpsc::unbounded_channel();
-    let budget = config.produce_queue_bytes.clamp(1, Semaphore::MAX_PERMITS).min(u32::MAX as usize);
-    let reader = tokio::spawn(read_requests(requests, tx, budget, log.max_record_bytes()));
+    let reader = tokio::spawn(read_requests(requests, tx, intake, log.max_record_bytes()));
     let state = Pipeline {
         log,
         queue,
@@ -88,15 +87,15 @@ pub(super) fn pipeline(
     })
 }
 
-/// The reader task: moves requests into the queue as fast as the byte budget allows. Ends after
-/// the first error (pushed as the last item) or at the client's half-close (the queue closes).
+/// The reader task: moves requests into the queue as fast as the budget lets the request body
+/// be read, each with its bytes taken over from the `intake`. Ends after the first error (pushed
+/// as the last item) or at the client's half-close (the queue closes).
 async fn read_requests(
     mut requests: Streaming<ProduceRequest>,
     tx: mpsc::UnboundedSender<Queued>,
-    budget: usize,
+    intake: Intake,
     max_record_bytes: usize,
 ) {
-    let permits = Arc::new(Semaphore::new(budget));
     loop {
         let request = match requests.message().await {
             Ok(Some(request)) => request,
@@ -106,13 +105,11 @@ async fn read_requests(
                 return;
             }
         };
+        // The request message's bytes, which the body reserved from its length prefix.
+        let permit = intake.take(prost::Message::encoded_len(&request));
         let item = record_value(request, max_record_bytes);
-        let cost = item.as_ref().map_or(0, |v| v.len()).saturating_add(RECORD_OVERHEAD).min(budget);
-        let Ok(permit) = Arc::clone(&permits).acquire_many_owned(cost as u32).await else {
-            return;
-        };
         let failed = item.is_err();
-        if tx.send(Queued { item, permit: Some(permit) }).is_err() || failed {
+        if tx.send(Queued { item, permit }).is_err() || failed {
             return;
         }
     }

@@ -1,0 +1,93 @@
+//! The server's memory budget against a flood: producers that stream large records and never
+//! read their acks fill the budget and are then held back by flow control, while the server's
+//! memory stays within the budget plus its fixed and per-connection overheads and other clients
+//! keep being served.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::binary::spawn_server;
+use futures_util::StreamExt;
+use girok::client::Client;
+
+/// An environment knob with a CI-sized default.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The server's resident memory in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn producers_that_never_read_acks_cannot_grow_the_server_past_its_budget() {
+    // 8 connections × 16 ProduceStreams push 1 MiB records and never read an ack. The server
+    // buffers within --max-buffered-bytes, stops reading, and stays within that plus the HTTP/2
+    // windows of the connections and a fixed overhead; a client on another connection is served
+    // all along.
+    let connections = knob("GIROK_FLOOD_CONNECTIONS", 8);
+    let streams = knob("GIROK_FLOOD_STREAMS", 16);
+    let budget_mib = knob("GIROK_FLOOD_BUDGET_MIB", 64);
+    let dir = tempfile::tempdir().unwrap();
+    let budget = format!("{budget_mib}MiB");
+    let env = [("GIROK_FSYNC", "never"), ("GIROK_MAX_BUFFERED_BYTES", budget.as_str())];
+    let server = spawn_server(dir.path(), &env);
+    let baseline = rss_of(server.id());
+
+    let record = Bytes::from(vec![7u8; 1 << 20]);
+    let mut flood = Vec::new();
+    for _ in 0..connections {
+        let client = Client::connect(server.url()).await.unwrap();
+        for _ in 0..streams {
+            let (mut client, record) = (client.clone(), record.clone());
+            flood.push(tokio::spawn(async move {
+                let values = futures_util::stream::repeat(record).take(64);
+                // Open the stream and keep its acks unread for as long as the task lives.
+                let acks = client.produce_stream(values).await;
+                std::future::pending::<()>().await;
+                drop(acks);
+            }));
+        }
+    }
+
+    // Let the flood fill whatever it can, then watch the server's memory settle.
+    let mut peak = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        peak = peak.max(rss_of(server.id()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut polite = Client::connect(server.url()).await.unwrap();
+    let offset = common::bounded("a polite producer", polite.produce("polite")).await.unwrap();
+    assert_eq!(polite.consume(offset).await.unwrap().value, "polite");
+
+    // The budget, the HTTP/2 connection window (16 MiB) of every flooding connection, one
+    // decoded request per waiting stream, and a fixed overhead for the process itself.
+    let mib = 1u64 << 20;
+    let allowed = baseline
+        + budget_mib as u64 * mib
+        + connections as u64 * 16 * mib
+        + (connections * streams) as u64 * (mib + mib / 8)
+        + 64 * mib;
+    eprintln!(
+        "flood: {connections} connections x {streams} streams of 1 MiB records, budget {budget_mib} MiB: \
+         RSS baseline {} MiB, peak {} MiB, allowed {} MiB",
+        baseline / mib,
+        peak / mib,
+        allowed / mib
+    );
+    assert!(peak <= allowed, "peak RSS {} MiB above {} MiB", peak / mib, allowed / mib);
+    for task in flood {
+        task.abort();
+    }
+}
