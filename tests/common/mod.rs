@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod faulty;
+pub mod soak;
 pub mod storage;
 
 use std::future::Future;
