@@ -642,3 +642,17 @@ fn a_damaged_sealed_store_header_reads_as_corrupt_without_renumbering() {
     assert!(matches!(log.read(base), Err(Error::Corrupt { .. })));
     assert!(!verify(dir.path()).unwrap().is_ok());
 }
+
+#[test]
+fn files_that_only_look_like_segments_are_ignored() {
+    // A stray file whose name parses as a number only loosely (a sign, too few or too many
+    // digits) is not a segment: the log opens as if it were not there.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 30, true);
+    for stray in
+        ["+0000000000000000005.store", "0000000000000000005.store", "000000000000000000005.index"]
+    {
+        std::fs::write(dir.path().join(stray), b"not a segment").unwrap();
+    }
+    assert_recovers(dir.path(), 30);
+}

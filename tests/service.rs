@@ -232,6 +232,10 @@ async fn storage_failures_map_to_their_codes_without_paths() {
         let ClientError::Status(status) = err else { panic!("expected a status, got {err:?}") };
         assert_eq!(status.code(), code, "{status:?}");
         assert!(!status.message().contains("/secret"), "path leaked: {}", status.message());
+        if code == Code::ResourceExhausted {
+            let info = status.get_error_details().error_info().expect("ErrorInfo").clone();
+            assert_eq!((info.reason.as_str(), info.domain.as_str()), ("DISK_FULL", "girok"));
+        }
         assert_eq!(client.offsets().await.unwrap(), 0..0);
     }
 }
