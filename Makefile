@@ -1,5 +1,5 @@
 # The front door: every task a developer or CI runs goes through here.
-.PHONY: run test bench lint fmt tools crash-soak
+.PHONY: run test bench lint fmt tools crash-soak fuzz
 
 VENV := .venv
 GRPCURL := $(VENV)/bin/grpcurl
@@ -38,3 +38,17 @@ $(GRPCURL):
 CYCLES ?= 200
 crash-soak:
 	GIROK_SOAK_CYCLES=$(CYCLES) cargo test --release --test crash_soak -- --nocapture
+
+# Runs each fuzz target for FUZZ_SECONDS, one after another (nightly and cargo-fuzz: `cargo
+# install cargo-fuzz`). fuzz/ is a crate of its own, outside the main package. New inputs go to
+# fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>; commit both (`cargo fuzz cmin` when
+# the corpus grows): make test replays them. A target that crashes does not stop the others;
+# the run fails at the end. E.g. make fuzz FUZZ_SECONDS=300.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := frame_decoder index_loader recovery
+fuzz:
+	@cd fuzz && failed=""; for target in $(FUZZ_TARGETS); do \
+		cargo +nightly fuzz run --debug-assertions $$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -malloc_limit_mb=64 || failed="$$failed $$target"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in$$failed (see fuzz/artifacts/)"; exit 1; fi
