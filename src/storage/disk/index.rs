@@ -42,6 +42,10 @@ pub struct Index {
     map: Option<MmapMut>,
     /// How many entries the mapped file can hold.
     capacity: u64,
+    /// Bytes from here on are known to be zero (space this index allocated itself), so clearing
+    /// need not touch them: a page written needlessly is a page fault now and a page to flush
+    /// when sealing.
+    zeroed_from: u64,
 }
 
 impl Index {
@@ -53,7 +57,9 @@ impl Index {
         let file = open_rw(path, true, false)?;
         let len = file.metadata().map_err(at(path))?.len();
         allocate(&file, path, len.max(capacity * INDEX_ENTRY_BYTES))?;
-        Self::map(path, &file)
+        let mut index = Self::map(path, &file)?;
+        index.zeroed_from = len;
+        Ok(index)
     }
 
     /// Creates a fresh, zeroed index at `path` (replacing any file there) holding `capacity`
@@ -61,7 +67,9 @@ impl Index {
     pub fn create(path: &Path, capacity: u64) -> io::Result<Self> {
         let file = open_rw(path, true, true)?;
         allocate(&file, path, capacity * INDEX_ENTRY_BYTES)?;
-        Self::map(path, &file)
+        let mut index = Self::map(path, &file)?;
+        index.zeroed_from = 0;
+        Ok(index)
     }
 
     /// Opens an existing index as it is, holding as many entries as its length allows (a sealed
@@ -109,7 +117,8 @@ impl Index {
                     .map_err(at(path))?
             })
         };
-        Ok(Self { path: path.to_path_buf(), map, capacity })
+        let zeroed_from = capacity * INDEX_ENTRY_BYTES;
+        Ok(Self { path: path.to_path_buf(), map, capacity, zeroed_from })
     }
 
     /// How many entries the file can hold.
@@ -144,6 +153,7 @@ impl Index {
         let at = (i * INDEX_ENTRY_BYTES) as usize;
         map[at..at + 4].copy_from_slice(&(i as u32).to_le_bytes());
         map[at + 4..at + 12].copy_from_slice(&pos.to_le_bytes());
+        self.zeroed_from = self.zeroed_from.max((i + 1) * INDEX_ENTRY_BYTES);
     }
 
     /// Grows the file to hold at least `capacity` entries, allocating before mapping again.
@@ -156,7 +166,9 @@ impl Index {
         }
         let file = open_rw(&self.path, false, false)?;
         allocate(&file, &self.path, capacity * INDEX_ENTRY_BYTES)?;
+        let zeroed_from = self.zeroed_from.min(self.capacity * INDEX_ENTRY_BYTES);
         *self = Self::map(&self.path, &file)?;
+        self.zeroed_from = zeroed_from;
         Ok(())
     }
 
@@ -164,7 +176,8 @@ impl Index {
     pub fn clear_from(&mut self, i: u64) {
         if let Some(map) = self.map.as_mut() {
             let from = (i.min(self.capacity) * INDEX_ENTRY_BYTES) as usize;
-            map[from..].fill(0);
+            let to = (self.zeroed_from as usize).clamp(from, map.len());
+            map[from..to].fill(0);
         }
     }
 

@@ -128,6 +128,11 @@ impl<'a> Window<'a> {
     ///   which a torn write does not leave;
     /// - its header is damaged: any valid frame with a plausible later offset counts.
     fn next_good_frame(&mut self, pos: u64, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        // Zeros to the end (space preallocated under `always`, never written) hold no frame:
+        // say so at once instead of looking for one at every byte.
+        if self.zeros_to_end(pos)? {
+            return Ok(None);
+        }
         let claimed = self.claimed_end(pos, offset)?;
         let mut from = pos + 1;
         while let Some((next_pos, next_offset)) = self.resync(from, offset)? {
