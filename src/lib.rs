@@ -44,6 +44,7 @@
 //!   `handle` is the one async door to storage, `wire` converts messages, `status` maps errors,
 //!   `drain` signals shutdown, and [`server::ServerConfig`] holds every limit.
 //! - [`client`]: a small typed client over the generated one, decoding error details.
+//! - [`units`]: sizes (`128MiB`) and durations (`100ms`, `7d`) for flags and environment.
 //! - `src/bin/girok-server.rs`: the server binary (flags → [`server::run`]).
 //! - `src/bin/girok.rs`: the command-line client and `girok verify`.
 //!

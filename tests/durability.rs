@@ -404,4 +404,8 @@ fn a_new_data_directory_is_synced_into_its_parent() {
     }
     assert!(synced.contains(&dir), "the data directory itself was not synced: {synced:?}");
     log.close().unwrap();
+    // An earlier open may have crashed before its syncs: every open syncs the parent again.
+    let (log, files) = open_faulty(&dir, &small_config(FsyncPolicy::Always));
+    assert!(files.dirs_synced().contains(&root.path().join("a/b")), "{:?}", files.dirs_synced());
+    log.close().unwrap();
 }

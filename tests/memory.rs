@@ -91,3 +91,64 @@ async fn producers_that_never_read_acks_cannot_grow_the_server_past_its_budget()
         task.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_large_requests_on_one_connection_never_deadlock_on_the_budget() {
+    // 128 concurrent 1 MiB Produce calls on one connection against a 32 MiB budget: nothing
+    // waits for budget while holding half a message (and with it HTTP/2 connection window that
+    // the other messages need), so every call completes.
+    use girok::server::ServerConfig;
+    use girok::storage::MemoryLog;
+    let config = ServerConfig { max_buffered_bytes: 32 << 20, ..ServerConfig::default() };
+    let server = common::start_server_with(std::sync::Arc::new(MemoryLog::default()), config).await;
+    let client = server.client().await;
+    let record = Bytes::from(vec![3u8; 1 << 20]);
+    let calls: Vec<_> = (0..128)
+        .map(|_| {
+            let (mut client, record) = (client.clone(), record.clone());
+            tokio::spawn(async move { client.produce(record).await })
+        })
+        .collect();
+    let mut offsets = Vec::new();
+    for call in calls {
+        let offset = common::bounded("a large Produce", call).await.unwrap().unwrap();
+        offsets.push(offset);
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..128).collect::<Vec<u64>>());
+}
+
+/// A newer client's ProduceRequest: the fields girok knows, and one it does not.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FutureProduceRequest {
+    #[prost(message, optional, tag = "1")]
+    record: Option<girok::api::v1::Record>,
+    #[prost(bytes = "vec", tag = "15")]
+    unknown: Vec<u8>,
+}
+
+#[tokio::test]
+async fn requests_with_fields_the_server_does_not_know_release_their_budget() {
+    // A newer client's requests carry fields this server drops when decoding; what a queued
+    // request holds of the budget is given back whole when its record is appended, so such a
+    // stream never runs its cap dry.
+    use girok::api::v1::{ProduceResponse, Record};
+    use girok::server::ServerConfig;
+    use girok::storage::MemoryLog;
+    let config = ServerConfig { produce_queue_bytes: 64 * 1024, ..ServerConfig::default() };
+    let server = common::start_server_with(std::sync::Arc::new(MemoryLog::default()), config).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let requests = futures_util::stream::iter((0..1000).map(|i: u32| FutureProduceRequest {
+        record: Some(Record { value: i.to_be_bytes().to_vec().into(), ..Record::default() }),
+        unknown: vec![9; 1024],
+    }));
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/log.v1.Log/ProduceStream");
+    let codec = tonic_prost::ProstCodec::<FutureProduceRequest, ProduceResponse>::default();
+    let response = grpc.streaming(tonic::Request::new(requests), path, codec).await.unwrap();
+    let mut acks = response.into_inner();
+    for expected in 0..1000u64 {
+        let ack = common::bounded("an ack", acks.message()).await.unwrap().expect("an ack");
+        assert_eq!(ack.offset, expected);
+    }
+}

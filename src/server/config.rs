@@ -31,10 +31,9 @@ pub struct ServerConfig {
     pub max_concurrent_streams: u32,
     /// Connections served at once; further ones are closed on accept. Default 1,024.
     pub max_connections: usize,
-    /// The memory budget for records buffered in the server, shared by every request message
-    /// being received, ProduceStream queue and ConsumeStream read batch; each connection may use
-    /// at most a sixteenth of it, so that even several connections that never read their
-    /// answers leave room for the others.
+    /// The memory budget for records buffered in the server, shared by every ProduceStream
+    /// queue and ConsumeStream read batch; each connection may use at most a sixteenth of it, so
+    /// that a few connections that never read their answers leave room for the others.
     /// When it is spent, streams stop reading (back-pressure) until records leave; nothing is
     /// dropped and no call fails for it. Default 256 MiB.
     pub max_buffered_bytes: usize,

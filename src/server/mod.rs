@@ -81,7 +81,7 @@ pub async fn run(
         Arc::new(config),
         drain.clone(),
         health_service,
-        budget.within(share),
+        budget.connection(share),
     )?;
 
     // Each connection holds a permit; when none is left a new connection is closed on accept.
@@ -97,7 +97,7 @@ pub async fn run(
                         tracing::warn!(%peer, "connection limit reached: closing new connection");
                         continue;
                     };
-                    let service = service.for_connection(budget.within(share));
+                    let service = service.for_connection(budget.connection(share));
                     let (http2, drain) = (http2.clone(), drain.clone());
                     connections.spawn(async move {
                         serve_connection(http2, tcp, service, drain).await;

@@ -13,7 +13,7 @@ use tonic::service::Routes;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use super::ServerError;
-use super::budget::{Budget, BudgetedBody, Intake};
+use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
 use super::handle::LogHandle;
@@ -21,17 +21,12 @@ use super::rpc::LogService;
 use super::status;
 use crate::api::v1::log_server::LogServer;
 
-/// The HTTP path of the ProduceStream RPC.
-const PRODUCE_STREAM_PATH: &str = "/log.v1.Log/ProduceStream";
-
 /// Every service the server answers, as one hyper service. Cheap to clone.
 #[derive(Clone)]
 pub(super) struct Router {
     routes: Routes,
     /// The connection's share of the memory budget.
     budget: Budget,
-    /// A ProduceStream's own cap within it (`produce_queue_bytes`).
-    stream_cap: usize,
 }
 
 impl Router {
@@ -43,7 +38,6 @@ impl Router {
         health: HealthServer<impl Health>,
         budget: Budget,
     ) -> Result<Self, ServerError> {
-        let stream_cap = config.produce_queue_bytes;
         let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
         let log_service = LogServer::new(LogService::new(log, config, drain))
             .max_decoding_message_size(decode)
@@ -58,7 +52,7 @@ impl Router {
             .add_service(health)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?);
-        Ok(Self { routes, budget, stream_cap })
+        Ok(Self { routes, budget })
     }
 
     /// The router for one connection, whose RPCs buffer records within `budget`.
@@ -73,17 +67,8 @@ impl hyper::service::Service<http::Request<Incoming>> for Router {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
-        // Every request's bytes are counted as they are read, a ProduceStream's also against
-        // its own cap; the RPC finds the connection's budget and the request's intake in the
-        // extensions.
-        let budget = match request.uri().path() {
-            PRODUCE_STREAM_PATH => self.budget.within(self.stream_cap),
-            _ => self.budget.clone(),
-        };
-        let intake = Intake::default();
+        // The RPCs find the connection's share of the memory budget here.
         request.extensions_mut().insert(self.budget.clone());
-        request.extensions_mut().insert(intake.clone());
-        let request = request.map(|body| BudgetedBody::new(body, budget, intake));
         // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
         let mut routes = self.routes.clone();
         Box::pin(async move {

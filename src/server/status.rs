@@ -51,7 +51,9 @@ impl From<Error> for Status {
             Error::Closed => Status::unavailable("the log is closed: the server is shutting down"),
             Error::ReadOnly(_) => {
                 tracing::error!(error = %err, "append refused: log is read-only");
-                Status::internal("the log is read-only after a failed sync; restart the server")
+                Status::internal(
+                    "the log is read-only after a failed sync or an internal error; restart the server",
+                )
             }
             other if other.is_transient() => {
                 tracing::warn!(error = %other, "storage call failed for want of descriptors or memory");

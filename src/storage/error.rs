@@ -47,7 +47,8 @@ pub enum Error {
     /// The disk is full; nothing of the failed append was kept.
     #[error("no space left on the log's device")]
     StorageFull,
-    /// A sync failed earlier; the log refuses appends until it is reopened.
+    /// A sync failed earlier (or a lock was poisoned by a panic); the log refuses appends until
+    /// it is reopened.
     #[error("log is read-only after a failed sync: {0}")]
     ReadOnly(String),
     /// The log was closed.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::budget::{Budget, Intake};
+use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
 use super::handle::LogHandle;
@@ -39,7 +39,7 @@ pub(crate) struct LogService {
 impl LogService {
     pub(crate) fn new(log: LogHandle, config: Arc<ServerConfig>, drain: Drain) -> Self {
         let fallback_budget =
-            Budget::new(config.max_buffered_bytes).within(config.connection_share());
+            Budget::new(config.max_buffered_bytes).connection(config.connection_share());
         Self { log, config, drain, fallback_budget }
     }
 
@@ -61,8 +61,6 @@ impl Log for LogService {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         self.check_serving()?;
-        // The request's bytes stay counted against the budget until the record is appended.
-        let _intake = request.extensions().get::<Intake>().cloned();
         let value = record_value(request.into_inner(), self.log.max_record_bytes())?;
         let offset = self.log.append(value).await?;
         Ok(Response::new(ProduceResponse { offset }))
@@ -103,13 +101,13 @@ impl Log for LogService {
         request: Request<Streaming<ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         self.check_serving()?;
-        let intake = request.extensions().get::<Intake>().cloned().unwrap_or_default();
+        let budget = self.budget(&request).within(self.config.produce_queue_bytes);
         let stream = produce_stream::pipeline(
             self.log.clone(),
             request.into_inner(),
             &self.config,
             self.drain.clone(),
-            intake,
+            budget,
         );
         Ok(Response::new(Box::pin(stream)))
     }

@@ -2,8 +2,8 @@
 //!
 //! A reader task drains the request stream into a queue bounded in bytes, so HTTP/2 frames keep
 //! being read and their window refunded while a batch syncs. The bound is the server's memory
-//! budget, within the stream's own cap: the request body reserves its bytes as they arrive (see
-//! `server::budget`), and each queued record takes its request's bytes over until it is appended. The
+//! budget, within the stream's own cap: each request holds a reservation of its size from when
+//! it is decoded until its record is appended (see `server::budget`). The
 //! response stream appends whatever has queued as one `append_batch` (one sync under `always`),
 //! then yields one ack per record. It is pull-based: acks the client does not read stop the
 //! appends, which fill the queue, which stops the reads — back-pressure end to end.
@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
 use crate::api::v1::{ProduceRequest, ProduceResponse};
-use crate::server::budget::{Intake, Reservation};
+use crate::server::budget::{Budget, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
 use crate::server::handle::LogHandle;
@@ -66,10 +66,10 @@ pub(super) fn pipeline(
     requests: Streaming<ProduceRequest>,
     config: &ServerConfig,
     drain: Drain,
-    intake: Intake,
+    budget: Budget,
 ) -> impl Stream<Item = Result<ProduceResponse, Status>> + Send + 'static {
     let (tx, queue) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_requests(requests, tx, intake, log.max_record_bytes()));
+    let reader = tokio::spawn(read_requests(requests, tx, budget, log.max_record_bytes()));
     let state = Pipeline {
         log,
         queue,
@@ -87,13 +87,14 @@ pub(super) fn pipeline(
     })
 }
 
-/// The reader task: moves requests into the queue as fast as the budget lets the request body
-/// be read, each with its bytes taken over from the `intake`. Ends after the first error (pushed
-/// as the last item) or at the client's half-close (the queue closes).
+/// The reader task: moves requests into the queue as fast as the budget allows: each decoded
+/// request waits for a reservation of its size before it is queued, and the reader reads no
+/// further meanwhile (so HTTP/2 flow control holds the client back). Ends after the first error
+/// (pushed as the last item) or at the client's half-close (the queue closes).
 async fn read_requests(
     mut requests: Streaming<ProduceRequest>,
     tx: mpsc::UnboundedSender<Queued>,
-    intake: Intake,
+    budget: Budget,
     max_record_bytes: usize,
 ) {
     loop {
@@ -105,8 +106,8 @@ async fn read_requests(
                 return;
             }
         };
-        // The request message's bytes, which the body reserved from its length prefix.
-        let permit = intake.take(prost::Message::encoded_len(&request));
+        // The request's size on the wire: the message and gRPC's 5-byte prefix.
+        let permit = Some(budget.reserve(prost::Message::encoded_len(&request) + 5).await);
         let item = record_value(request, max_record_bytes);
         let failed = item.is_err();
         if tx.send(Queued { item, permit }).is_err() || failed {

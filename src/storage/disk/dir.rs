@@ -18,8 +18,9 @@ use crate::storage::error::at;
 use crate::storage::{Error, Result};
 
 /// Creates the data directory `dir` and any missing parents, and syncs the parent of each
-/// directory it created, so that a power cut cannot take the directory (and the acknowledged
-/// records in it) back.
+/// directory it created and of `dir` itself (whether or not this open created it: an earlier
+/// open may have crashed before its sync), so that a power cut cannot take the directory (and
+/// the acknowledged records in it) back.
 pub(super) fn create(dir: &Path, opener: &dyn FileOpener) -> Result<()> {
     let mut missing = Vec::new();
     let mut ancestor = Some(dir);
@@ -28,6 +29,9 @@ pub(super) fn create(dir: &Path, opener: &dyn FileOpener) -> Result<()> {
         ancestor = path.parent();
     }
     std::fs::create_dir_all(dir).map_err(at(dir))?;
+    if missing.is_empty() {
+        missing.push(dir);
+    }
     for created in missing.iter().rev() {
         let parent = match created.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,

@@ -244,8 +244,14 @@ impl Shared {
             let active = state.segments.last().expect("a segment");
             match active.store_file() {
                 Some(file) => (state.written, Arc::clone(file)),
-                // Sealed by a failed roll: everything written is synced already.
-                None => return Ok(()),
+                None => {
+                    // Sealed by a roll whose new segment could not be created: sealing synced
+                    // everything written, so it is all durable, and committed under `Always`.
+                    if self.config.fsync == FsyncPolicy::Always {
+                        self.commit.advance(state.written);
+                    }
+                    return Ok(());
+                }
             }
         };
         if let Err(err) = file.sync_data() {
@@ -488,10 +494,14 @@ impl CommitLog for DiskLog {
         let mut state = shared.write_locked(&shared.state);
         state.check_open()?;
         let bound = lowest.min(shared.commit.point());
+        let keep = state.segments.iter().position(|s| s.end() > bound);
+        let keep = keep.unwrap_or(state.segments.len()).min(state.segments.len() - 1);
+        if keep > 0 {
+            shared.sealed.evict_below(state.segments[keep].base());
+        }
         let mut removed = 0;
-        while state.segments.len() > 1 && state.segments[0].end() <= bound {
+        while removed < keep {
             let segment = state.segments.remove(0);
-            shared.sealed.evict(segment.base());
             segment.delete(&shared.dir)?;
             removed += 1;
         }

@@ -49,23 +49,37 @@ pub(super) fn open_files(
 #[derive(Debug)]
 pub(super) struct SealedFiles {
     capacity: usize,
-    open: Mutex<VecDeque<(u64, Arc<OpenSegment>)>>,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    /// Most recently used first.
+    segments: VecDeque<(u64, Arc<OpenSegment>)>,
+    /// Segments below this base were deleted by retention: never opened again, so a read that
+    /// raced the deletion cannot put a deleted file back in the cache and keep its space.
+    floor: u64,
 }
 
 impl SealedFiles {
     /// A cache that keeps at most `capacity` segments open (at least one).
     pub(super) fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), open: Mutex::new(VecDeque::new()) }
+        Self { capacity: capacity.max(1), open: Mutex::new(Open::default()) }
     }
 
-    /// The open files of the sealed segment based at `base`, opening them if needed.
+    /// The open files of the sealed segment based at `base`, opening them if needed; `NotFound`
+    /// once retention deleted it.
     pub(super) fn get(
         &self,
         dir: &Path,
         base: u64,
         opener: &dyn FileOpener,
     ) -> std::io::Result<Arc<OpenSegment>> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if base < guard.floor {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        let open = &mut guard.segments;
         if let Some(at) = open.iter().position(|(b, _)| *b == base) {
             let entry = open.remove(at).expect("found above");
             let files = Arc::clone(&entry.1);
@@ -80,14 +94,47 @@ impl SealedFiles {
         Ok(files)
     }
 
-    /// Closes the files of the segment based at `base` (deleted by retention).
-    pub(super) fn evict(&self, base: u64) {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner).retain(|(b, _)| *b != base);
+    /// Closes the files of every segment below `lowest` and never opens them again: retention
+    /// is about to delete them.
+    pub(super) fn evict_below(&self, lowest: u64) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.floor = open.floor.max(lowest);
+        open.segments.retain(|(base, _)| *base >= lowest);
     }
 
     /// How many segments are open.
     #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub(super) fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fs::OsFiles;
+    use super::super::segment::Segment;
+    use super::super::segment::tests::frames;
+    use super::*;
+
+    #[test]
+    fn segments_below_the_retention_floor_are_never_opened_again() {
+        // A read that raced retention cannot put a deleted segment's files back in the cache,
+        // where they would keep the deleted file's space; it gets NotFound instead.
+        let dir = tempfile::tempdir().unwrap();
+        for base in [0, 10] {
+            let mut segment = Segment::create(dir.path(), base, 4, &OsFiles).unwrap();
+            let (buf, starts) = frames(base, &[b"x"]);
+            segment.append(&buf, &starts).unwrap();
+            segment.seal().unwrap();
+        }
+        let cache = SealedFiles::new(4);
+        cache.get(dir.path(), 0, &OsFiles).unwrap();
+        cache.get(dir.path(), 10, &OsFiles).unwrap();
+        cache.evict_below(10);
+        assert_eq!(cache.len(), 1);
+        let err = cache.get(dir.path(), 0, &OsFiles).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(cache.len(), 1);
+        cache.get(dir.path(), 10, &OsFiles).unwrap();
     }
 }

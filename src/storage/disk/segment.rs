@@ -177,7 +177,8 @@ impl Segment {
 
     /// Trims and syncs the store, then flushes, trims and syncs the index, and closes both:
     /// appends end here. If the store's trim or sync fails the segment stays active; once the
-    /// store is synced the segment is sealed whatever the index does (it is derived data).
+    /// store is synced the segment is sealed, and an error from the index's flush is still
+    /// returned (the caller turns the log read-only).
     pub(super) fn seal(&mut self) -> io::Result<()> {
         let Some(active) = self.active.as_mut() else { return Ok(()) };
         active.store.trim()?;
