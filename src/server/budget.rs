@@ -83,6 +83,14 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
+    /// Adds `other`, a reservation of the same budget, to this one.
+    pub(crate) fn merge(&mut self, other: Reservation) {
+        for (mine, theirs) in self.permits.iter_mut().zip(other.permits) {
+            mine.merge(theirs);
+        }
+        self.bytes += other.bytes;
+    }
+
     /// Gives back everything above `bytes`.
     pub(crate) fn shrink_to(&mut self, bytes: usize) {
         if bytes >= self.bytes {

@@ -3,8 +3,8 @@
 //! The response stream is pull-based: it reads the next batch from the log only when the HTTP/2
 //! connection asks for more, so a stream buffers at most one read batch (plus h2's send buffer)
 //! and a slow consumer back-pressures the reads. The batch is held within the server's memory
-//! budget: reserved before the read, shrunk to what was read, and given back record by record as
-//! they leave; while the budget is spent, the read waits. Caught up, it waits on the log's commit-point
+//! budget: reserved before the read, shrunk to what was read, and given back once its last
+//! record leaves; while the budget is spent, the read waits. Caught up, it waits on the log's commit-point
 //! `watch` (no polling, no CPU while idle). The stream owns no task: when the client goes away,
 //! hyper drops it and everything it holds is freed at once.
 
@@ -36,8 +36,6 @@ struct Tail {
     /// The budget the buffered records are held in, and what they hold of it.
     budget: Budget,
     held: Option<Reservation>,
-    /// Bytes of budget the buffered records are charged: values plus a per-record overhead.
-    held_bytes: usize,
     /// The largest record the log can hold, so a read's reservation covers it.
     max_record_bytes: usize,
     drain: Drain,
@@ -65,7 +63,6 @@ pub(super) fn tail(
         buffered: VecDeque::new(),
         budget,
         held: None,
-        held_bytes: 0,
         drain,
         batch_records: config.consume_batch_records.max(1),
         batch_bytes: config.consume_batch_bytes,
@@ -99,7 +96,7 @@ impl Tail {
                 return Err(status::draining());
             }
             if let Some(record) = self.buffered.pop_front() {
-                self.release(&record);
+                self.release();
                 return Ok(record);
             }
             let commit = *self.commit.borrow_and_update();
@@ -130,21 +127,18 @@ impl Tail {
         if let Some(last) = batch.last() {
             self.next = last.offset + 1;
         }
-        self.held_bytes = batch.iter().map(charge).sum();
-        held.shrink_to(self.held_bytes);
+        held.shrink_to(batch.iter().map(charge).sum());
         self.held = Some(held);
         let count = batch.len();
         self.buffered.extend(batch);
         Ok(count)
     }
 
-    /// Gives back the budget `record` held, as it leaves for the connection.
-    fn release(&mut self, record: &Record) {
-        self.held_bytes = self.held_bytes.saturating_sub(charge(record));
-        match (&mut self.held, self.buffered.is_empty()) {
-            (_, true) => self.held = None,
-            (Some(held), false) => held.shrink_to(self.held_bytes),
-            (None, false) => {}
+    /// Gives back the batch's budget once its last record leaves for the connection: once per
+    /// batch, not per record, because every give-back takes each level's lock.
+    fn release(&mut self) {
+        if self.buffered.is_empty() {
+            self.held = None;
         }
     }
 }

@@ -150,7 +150,8 @@ impl Pipeline {
             return;
         };
         let mut values = Vec::new();
-        let mut permits = Vec::new();
+        // One reservation for the whole batch: giving it back takes each level's lock once.
+        let mut held: Option<Reservation> = None;
         let mut bytes = 0;
         let mut next = Some(first);
         while let Some(Queued { item, permit }) = next.take() {
@@ -158,7 +159,12 @@ impl Pipeline {
                 Ok(value) => {
                     bytes += value.len();
                     values.push(value);
-                    permits.push(permit);
+                    if let Some(permit) = permit {
+                        match held.as_mut() {
+                            Some(held) => held.merge(permit),
+                            None => held = Some(permit),
+                        }
+                    }
                 }
                 Err(status) => {
                     self.failure = Some(status);
@@ -177,6 +183,6 @@ impl Pipeline {
             // The batch appended nothing: its failure comes before any later request's.
             Err(status) => self.failure = Some(status),
         }
-        drop(permits);
+        drop(held);
     }
 }
