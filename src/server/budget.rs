@@ -59,6 +59,10 @@ impl Budget {
     /// level is clamped to it, so that one record larger than a share still gets through, alone.
     pub(crate) async fn reserve(&self, bytes: usize) -> Reservation {
         let bytes = bytes.min(self.largest());
+        // The common case, every level with room, without a future per level.
+        if let Some(reservation) = self.try_reserve(bytes) {
+            return reservation;
+        }
         let mut permits = Vec::with_capacity(self.levels.len());
         for (semaphore, _) in self.levels.iter() {
             // `bytes` fits in u32: every level was clamped to it.
@@ -66,6 +70,17 @@ impl Budget {
             permits.push(permit.expect("budget semaphores are never closed"));
         }
         Reservation { permits, bytes }
+    }
+}
+
+impl Budget {
+    /// `bytes` of every level if all have them now; otherwise nothing is held.
+    fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let mut permits = Vec::with_capacity(self.levels.len());
+        for (semaphore, _) in self.levels.iter() {
+            permits.push(Arc::clone(semaphore).try_acquire_many_owned(bytes as u32).ok()?);
+        }
+        Some(Reservation { permits, bytes })
     }
 }
 
