@@ -63,12 +63,7 @@ fn note(size: usize) {
 /// `fuzz/artifacts/`) and what fails. Each is replayed like every other input but must still
 /// fail, so `make test` stays green while the bug is open and turns red once it is fixed: then
 /// take the entry off this list, and from then on the input pins the fix.
-const OPEN: &[(&str, &str)] = &[(
-    "recovery/crash-ceaf2a1612f0f47975720951465a4772040d2f27",
-    "read_batch fails with `bad index entry` when an index entry after the first record's is \
-     damaged, though read of the same offset succeeds (Span::locate returns the error with `?` \
-     instead of ending the batch early, as the CommitLog contract says)",
-)];
+const OPEN: &[(&str, &str)] = &[];
 
 /// The files kept for `target`: its corpus and its crashes, sorted.
 fn inputs(target: &str) -> Vec<PathBuf> {

@@ -232,8 +232,7 @@ impl Span {
         self.check_present(offset)?;
         let rel = offset - self.base;
         let corrupt = |detail: &str| Error::Corrupt { offset, detail: detail.to_string() };
-        let index = files.index;
-        let pos = index.position(rel).ok_or_else(|| corrupt("bad index entry"))?;
+        let pos = self.entry(files, rel).ok_or_else(|| corrupt("bad index entry"))?;
         let last = (limit.min(self.end) - self.base)
             .min(self.entries)
             .min(rel + max_records.max(1) as u64);
@@ -241,17 +240,17 @@ impl Span {
         let mut payload_bytes = 0;
         let mut i = rel + 1;
         loop {
-            let end = if i < self.entries { index.position(i) } else { Some(self.store_size) };
-            let end = end.ok_or_else(|| corrupt("bad index entry"))?;
             let prev = ends.last().copied().unwrap_or(pos);
-            // A damaged index entry must never make a read run past the store (or allocate a
-            // buffer for it): anything out of order or out of bounds reads as corrupt.
-            if end > self.store_size || end < prev.saturating_add(FRAME_HEADER_BYTES) {
+            let end = if i < self.entries { self.entry(files, i) } else { Some(self.store_size) };
+            // A damaged entry (out of order, or past the store) ends a batch early, so the next
+            // read reports it; only for the first record is it this read's error.
+            let Some(end) = end.filter(|&end| end >= prev.saturating_add(FRAME_HEADER_BYTES))
+            else {
                 if ends.is_empty() {
                     return Err(corrupt("the index points at a damaged frame"));
                 }
                 break;
-            }
+            };
             ends.push(end);
             // The limit counts values, as the `CommitLog::read_batch` contract says, not frames.
             payload_bytes += end - prev - FRAME_HEADER_BYTES;
@@ -261,6 +260,12 @@ impl Span {
             i += 1;
         }
         Ok(Located { file: Arc::clone(files.store), pos, ends })
+    }
+
+    /// Index entry `i` when it is valid and inside the store. A damaged index entry must never
+    /// make a read run past the store (or allocate a buffer for it).
+    fn entry(&self, files: Files<'_>, i: u64) -> Option<u64> {
+        files.index.position(i).filter(|&pos| pos <= self.store_size)
     }
 }
 
