@@ -63,7 +63,12 @@ fn note(size: usize) {
 /// `fuzz/artifacts/`) and what fails. Each is replayed like every other input but must still
 /// fail, so `make test` stays green while the bug is open and turns red once it is fixed: then
 /// take the entry off this list, and from then on the input pins the fix.
-const OPEN: &[(&str, &str)] = &[];
+const OPEN: &[(&str, &str)] = &[(
+    "recovery/crash-b9a886663d7924a17e3b50d796a127329ca3e884",
+    "the first frame of the last segment with its length and CRC damaged and valid frames after \
+     it: verify reports a torn tail to be cut on next open and says OK, but open trusts the \
+     intact index, keeps the later records and reads that offset as corrupt",
+)];
 
 /// The files kept for `target`: its corpus and its crashes, sorted.
 fn inputs(target: &str) -> Vec<PathBuf> {

@@ -10,7 +10,7 @@
 //! | check | input | promise |
 //! |-------|-------|---------|
 //! | [`frame_decoder`] | an offset, then bytes | `decode_frame` agrees with a reference decoder; `encode_frame` round-trips |
-//! | [`index_loader`] | a segment choice, then the bytes of its index file | an index is derived data: whatever it holds, every record reads back right or as corrupt, none is lost |
+//! | [`index_loader`] | a segment choice, then bytes that make (or change) its index file | an index is derived data: whatever it holds, open succeeds, every record reads back right or as corrupt, none is lost |
 //! | [`recovery`] | a directory choice, then damage operations | after any damage, open, read, append, close and `verify` never panic, and a read returns the value written at its offset (or a frame that really is in the files) or an error |
 //!
 //! Every check works in a fresh directory on tmpfs (`/dev/shm`) when there is one; the data
@@ -149,9 +149,10 @@ pub fn index_loader(data: &[u8]) {
 /// the fuzzer (truncations, overwrites, garbage, deleted or zeroed files, spliced bytes). Then
 /// `verify`, open, read everything, append, close, reopen and read again: nothing panics, a
 /// read returns the value written at its offset (or a frame that really is in the damaged files
-/// for that offset: a checksum is no signature) or fails as corrupt or out of range, a record
-/// that read back before a clean close reads back after it, and when `verify` found nothing
-/// wrong (and no index was damaged: `verify` does not read them) every record reads back.
+/// for that offset: a checksum is no signature) or fails as corrupt, a record that read back
+/// before a clean close reads back after it, and when `verify` found nothing wrong (and no index
+/// was damaged: `verify` does not read them) the log opens and every record reads back. Open
+/// may refuse a damaged directory, with an error.
 ///
 /// Input: one byte choosing the directory (see [`Family`]), then operations (see [`Damage`]).
 pub fn recovery(data: &[u8]) {
@@ -175,9 +176,13 @@ pub fn recovery(data: &[u8]) {
 
     let report = verify(dir.path());
     let clean = report.ok().filter(|r| r.is_ok() && indexes_intact);
-    let Ok(log) = DiskLog::open(dir.path(), family.config()) else {
-        let _ = verify(dir.path());
-        return;
+    let log = match DiskLog::open(dir.path(), family.config()) {
+        Ok(log) => log,
+        Err(err) => {
+            assert!(clean.is_none(), "verify said OK but open failed: {err}");
+            let _ = verify(dir.path());
+            return;
+        }
     };
     let first = read_all(&log, &family, &stores, None);
     if let Some(report) = &clean {
