@@ -137,10 +137,8 @@ fn rapid_stream_resets_are_absorbed_or_refused_with_enhance_your_calm() {
 }
 
 #[test]
-#[ignore = "defect: a connection that never completes the HTTP/2 preface is held forever (hyper \
-            has no handshake timeout and its keepalive pings start only after the handshake): \
-            --max-connections such connections, silent or stopped inside the preface, lock every \
-            other client out for as long as they stay open"]
+#[ignore = "slow (over a minute): run with --ignored. Pins the handshake timeout: connections \
+            that never complete the HTTP/2 preface are closed (ServerConfig::handshake_timeout)"]
 fn connections_that_never_send_a_full_preface_are_closed_eventually() {
     // `max_connections` connections that send nothing or the first 20 bytes of the preface take
     // every connection slot. The server should close them at least as soon as it closes a dead
@@ -193,11 +191,6 @@ fn connections_that_never_send_a_full_preface_are_closed_eventually() {
 }
 
 #[test]
-#[ignore = "defect: when the descriptor limit is below what --max-connections needs (a hard \
-            limit of 1,024 with the default --max-connections 1024 is enough), accept fails with \
-            EMFILE and the accept loop sleeps and retries: connections past the descriptor limit \
-            wait unanswered in the backlog instead of being closed like those past \
-            --max-connections (README documents the wait)"]
 fn connections_past_the_descriptor_limit_are_closed_promptly() {
     // Under a hard descriptor limit of 1,024 (which the server cannot raise), 1,100 connections
     // with the default --max-connections of 1,024: each is served or closed within seconds, none
@@ -206,15 +199,18 @@ fn connections_past_the_descriptor_limit_are_closed_promptly() {
     let clients = client_runtime();
     let server = Binary::start(Some(1024));
     let target = server.target();
-    let outcome = clients.block_on(connect_many(target, 1100, target.max_connections));
+    // The server lowers --max-connections to fit its descriptors: 1,024 less 64 kept for
+    // itself and 64 for open segments.
+    let limit = target.max_connections.min(1024 - 64 - 64);
+    let outcome = clients.block_on(connect_many(target, 1100, limit));
     println!("[hard descriptor limit 1024] binary: {outcome}");
     clients.block_on(within("health after", Duration::from_secs(20), healthy(target.addr)));
 }
 
 #[test]
-#[ignore = "defect: the listening socket's backlog is 128 (tokio's TcpListener::bind, through \
-            mio), far below --max-connections: in a burst, handshakes past it are dropped by the \
-            kernel and completed only by retransmission a second or more later, or reset"]
+#[ignore = "open: the backlog is now 1024 (no retransmits or resets), but on this 2-core box a \
+            burst of 1,024 debug-built connections still sees a median of ~0.4 s, above the \
+            0.5 s this asks of every one"]
 fn a_burst_of_connections_up_to_the_limit_is_served_without_handshake_retransmits() {
     // `max_connections` clients connecting at once each get their Offsets call answered within
     // half a second: the listening socket queues a burst the server is allowed to serve.

@@ -6,32 +6,15 @@ mod common;
 
 use std::net::TcpStream;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::binary::{server_command, server_command_with_nofile, spawn, wait_with_timeout};
 use common::storage::{value_for, write_one_record_segments};
 use girok::client::{Client, ClientError};
-use tonic::Code;
 
 /// How many descriptors the server process holds.
 fn fds_of(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, failing after `within`.
-async fn eventually<T>(
-    what: &str,
-    within: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not true after {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -58,10 +41,12 @@ async fn a_log_of_5000_segments_opens_and_serves_under_a_limit_of_1024_descripto
 }
 
 #[tokio::test]
-async fn descriptors_exhausted_during_rolls_fail_appends_for_a_while_never_the_log() {
-    // With every descriptor taken by idle connections, rolling to a new segment fails: appends
-    // get UNAVAILABLE and old records can't be opened, but nothing reads as corrupt and the log
-    // does not turn read-only. Once the connections go, appends and reads work again.
+async fn idle_connections_cannot_take_the_descriptors_segment_rolls_need() {
+    // Under a descriptor limit of 64, a flood of idle connections once took every descriptor,
+    // so rolling to a new segment failed and old records read as corrupt. The server now fits
+    // its connection limit to its descriptors: the idle connections past it are closed, and
+    // every append (each one rolls a segment here) and every read goes on working. (A roll that
+    // does meet EMFILE is pinned through the file seam in `tests/durability.rs`.)
     let dir = tempfile::tempdir().unwrap();
     let env = [("GIROK_FSYNC", "never"), ("GIROK_SEGMENT_MAX_STORE_BYTES", "64")];
     let server = spawn(server_command_with_nofile(dir.path(), 64, &env), Stdio::null());
@@ -71,33 +56,20 @@ async fn descriptors_exhausted_during_rolls_fail_appends_for_a_while_never_the_l
     }
     let idle: Vec<TcpStream> =
         (0..80).filter_map(|_| TcpStream::connect(&server.addr).ok()).collect();
-    let failure = eventually(
-        "an append fails for want of descriptors",
-        Duration::from_secs(10),
-        async || client.produce(value_for(99)).await.err(),
-    )
-    .await;
-    assert_eq!(failure.code(), Some(Code::Unavailable), "{failure}");
-    let next = client.offsets().await.unwrap().end;
-    for offset in 0..next {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for offset in 5..30 {
+        let appended = common::bounded("an append", client.produce(value_for(offset))).await;
+        assert_eq!(appended.unwrap(), offset);
+    }
+    for offset in 0..30 {
         match client.consume(offset).await {
-            Ok(record) => assert_eq!(record.offset, offset),
-            Err(ClientError::RecordCorrupt { offset }) => {
-                panic!("healthy offset {offset} read as corrupt")
-            }
-            Err(err) => assert_eq!(err.code(), Some(Code::Unavailable), "{err}"),
+            Ok(record) => assert_eq!(record.value, value_for(offset)),
+            Err(ClientError::RecordCorrupt { offset }) => panic!("offset {offset} read as corrupt"),
+            Err(err) => panic!("read {offset}: {err}"),
         }
     }
+    assert!(fds_of(server.id()) < 64, "the server is at its descriptor limit");
     drop(idle);
-    let offset = eventually("appends work again", Duration::from_secs(10), async || {
-        client.produce("after").await.ok()
-    })
-    .await;
-    for read in 0..=offset {
-        let record = client.consume(read).await.unwrap();
-        assert_eq!(record.offset, read);
-    }
-    assert_eq!(client.consume(offset).await.unwrap().value, "after");
 }
 
 #[test]

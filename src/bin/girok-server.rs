@@ -12,7 +12,7 @@ use clap::{Parser, ValueEnum};
 use girok::server::{self, ServerConfig};
 use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, LogConfig};
 use girok::units::{parse_duration, parse_size};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 /// Serves a girok commit log over gRPC.
 ///
@@ -180,30 +180,70 @@ async fn main() -> ExitCode {
 
 /// Raises the soft limit on open files to the hard limit and logs both: the server holds a
 /// descriptor per connection, and the operator's hard limit is the real bound.
-fn raise_descriptor_limit() {
+/// Returns the soft limit in force.
+fn raise_descriptor_limit() -> Option<u64> {
     let before = rlimit::Resource::NOFILE.get();
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(soft) => {
             let hard = rlimit::Resource::NOFILE.get().map(|(_, hard)| hard).unwrap_or(soft);
             let was = before.map(|(soft, _)| soft).unwrap_or(soft);
             tracing::info!(soft = soft, hard = hard, was = was, "file descriptor limit");
+            Some(soft)
         }
-        Err(err) => tracing::warn!(error = %err, "cannot raise the file descriptor limit"),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot raise the file descriptor limit");
+            before.ok().map(|(soft, _)| soft)
+        }
     }
+}
+
+/// Descriptors kept free of connections for the process itself: the runtime, the listener,
+/// the log's lock, active store and directory syncs, and headroom.
+const DESCRIPTORS_RESERVED: u64 = 64;
+
+/// The connection limit, lowered so that every connection it admits gets a descriptor: past the
+/// descriptor limit, connections would wait unanswered in the backlog instead of being closed.
+fn fit_connections(wanted: usize, nofile: Option<u64>, open_segments: usize) -> usize {
+    let Some(nofile) = nofile else { return wanted };
+    let room = nofile.saturating_sub(DESCRIPTORS_RESERVED + open_segments as u64).max(1);
+    let fitted = wanted.min(usize::try_from(room).unwrap_or(usize::MAX));
+    if fitted < wanted {
+        tracing::warn!(
+            wanted,
+            fitted,
+            nofile,
+            "--max-connections lowered to fit the file descriptor limit"
+        );
+    }
+    fitted
+}
+
+/// How many connections may wait in the kernel's accept queue: enough for a burst up to the
+/// connection limit without SYN retransmits.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` with a backlog of [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal().map_err(|err| format!("cannot listen for signals: {err}"))?;
-    raise_descriptor_limit();
+    let nofile = raise_descriptor_limit();
     let (data_dir, config) = (args.data_dir.clone(), args.disk_config());
     let log = tokio::task::spawn_blocking(move || open_log(data_dir, config)).await??;
-    let listener = TcpListener::bind(args.addr)
-        .await
-        .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let listener =
+        bind(args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
     println!("listening on {local}");
-    server::run(listener, Arc::clone(&log), args.server_config(), shutdown).await?;
+    let mut config = args.server_config();
+    config.max_connections =
+        fit_connections(config.max_connections, nofile, args.max_open_segments);
+    server::run(listener, Arc::clone(&log), config, shutdown).await?;
     // Closing syncs files: keep it (and the log's drop) off the runtime's workers.
     tokio::task::spawn_blocking(move || log.close()).await??;
     tracing::info!("log synced and closed");

@@ -37,6 +37,10 @@ pub struct ServerConfig {
     /// When it is spent, streams stop reading (back-pressure) until records leave; nothing is
     /// dropped and no call fails for it. Default 256 MiB.
     pub max_buffered_bytes: usize,
+    /// How long a new connection may take to send the HTTP/2 preface and its first SETTINGS;
+    /// one that has not by then is closed, so silent clients cannot hold connection slots.
+    /// Default 10 s.
+    pub handshake_timeout: Duration,
     /// Interval of HTTP/2 keepalive pings on an idle connection, so dead peers of idle tails are
     /// noticed. Default 30 s.
     pub keepalive_interval: Duration,
@@ -78,6 +82,7 @@ impl Default for ServerConfig {
             max_concurrent_streams: 4096,
             max_connections: 1024,
             max_buffered_bytes: 256 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
             max_pending_accept_reset_streams: 200,

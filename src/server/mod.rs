@@ -25,6 +25,7 @@ mod budget;
 mod config;
 mod drain;
 mod handle;
+mod handshake;
 mod router;
 mod rpc;
 mod status;
@@ -73,7 +74,7 @@ pub async fn run(
     health.set_service_status(LOG_SERVICE_NAME, ServingStatus::Serving).await;
     let config = config.fitted_to(log.max_record_bytes());
     let http2 = http2_builder(&config);
-    let shutdown_grace = config.shutdown_grace;
+    let (shutdown_grace, handshake_timeout) = (config.shutdown_grace, config.handshake_timeout);
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
     let (budget, share) = (Budget::new(config.max_buffered_bytes), config.connection_share());
     let service = Router::new(
@@ -100,7 +101,7 @@ pub async fn run(
                     let service = service.for_connection(budget.connection(share));
                     let (http2, drain) = (http2.clone(), drain.clone());
                     connections.spawn(async move {
-                        serve_connection(http2, tcp, service, drain).await;
+                        serve_connection(http2, tcp, service, drain, handshake_timeout).await;
                         drop(slot);
                     });
                 }
@@ -157,13 +158,19 @@ async fn serve_connection(
     tcp: TcpStream,
     service: Router,
     mut drain: Drain,
+    handshake_timeout: Duration,
 ) {
     // Acks and tail records are small: send them now, not after Nagle's delay.
     let _ = tcp.set_nodelay(true);
+    let (tcp, handshake) = handshake::Watched::new(tcp);
     let connection = http2.serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = handshake.missed(handshake_timeout) => {
+            tracing::debug!("closing a connection that sent no HTTP/2 handshake in time");
+            return;
+        }
         () = drain.wait() => {
             connection.as_mut().graceful_shutdown();
             connection.await
