@@ -26,7 +26,6 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -692,19 +691,11 @@ impl Binary {
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("spawn girok-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
+        let address = common::binary::listening_address(&mut child);
         // Built before the address arrives, so that the child is killed if it never does.
         let mut server =
             Self { child, addr: ([0, 0, 0, 0], 0).into(), max_connections, stderr, _dir: dir };
-        let addr = rx.recv_timeout(common::binary::PROCESS_TIMEOUT);
+        let addr = address.recv_timeout(common::binary::PROCESS_TIMEOUT);
         server.addr = addr.expect("girok-server printed no address").parse().expect("address");
         server
     }

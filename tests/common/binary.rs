@@ -27,7 +27,17 @@ pub fn spawn_server(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
 pub fn spawn(mut command: Command, stderr: Stdio) -> ServerProcess {
     let mut child =
         command.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn girok-server");
-    let stdout = child.stdout.take().expect("stdout");
+    let address = listening_address(&mut child);
+    let mut server = ServerProcess { child, addr: String::new() };
+    server.addr = address.recv_timeout(PROCESS_TIMEOUT).expect("girok-server printed no address");
+    server
+}
+
+/// Watches a spawned `girok-server`'s piped stdout for its `listening on ADDR` line; the
+/// receiver gets the address. Callers keep the child in a struct that kills it on drop before
+/// waiting, so a server that never prints is not left behind.
+pub fn listening_address(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("the server's stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -36,9 +46,7 @@ pub fn spawn(mut command: Command, stderr: Stdio) -> ServerProcess {
             }
         }
     });
-    let mut server = ServerProcess { child, addr: String::new() };
-    server.addr = rx.recv_timeout(PROCESS_TIMEOUT).expect("girok-server printed no address");
-    server
+    rx
 }
 
 /// [`server_command`] run under a shell that first sets the open-file limit (soft and hard) to

@@ -8,14 +8,14 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::binary::{PROCESS_TIMEOUT, server_command};
+use super::binary::{PROCESS_TIMEOUT, listening_address, server_command};
 
 const HEADER_PREFIX: &[u8] = b"soak:";
 /// The longest header after its prefix: two `u32`s, a `:` and the `;`.
@@ -235,17 +235,9 @@ impl SoakServer {
             .stderr(stderr)
             .spawn()
             .expect("spawn girok-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
+        let address = listening_address(&mut child);
         let mut server = Self { child, log: log.to_path_buf(), addr: String::new() };
-        match rx.recv_timeout(PROCESS_TIMEOUT) {
+        match address.recv_timeout(PROCESS_TIMEOUT) {
             Ok(addr) => server.addr = addr,
             Err(_) => {
                 let status = server.child.try_wait().ok().flatten();
