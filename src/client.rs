@@ -117,7 +117,8 @@ impl Client {
 
     /// Reads the record at `offset`.
     pub async fn consume(&mut self, offset: u64) -> Result<Record> {
-        let response = self.inner.consume(ConsumeRequest { offset }).await?.into_inner();
+        let response =
+            self.inner.consume(ConsumeRequest { offset, ..Default::default() }).await?.into_inner();
         let record =
             response.record.ok_or_else(|| Status::internal("the server sent no record"))?;
         Ok(record.into())
@@ -125,7 +126,7 @@ impl Client {
 
     /// The committed range `[lowest_offset, next_offset)`.
     pub async fn offsets(&mut self) -> Result<Range<u64>> {
-        let response = self.inner.offsets(OffsetsRequest {}).await?.into_inner();
+        let response = self.inner.offsets(OffsetsRequest::default()).await?.into_inner();
         Ok(response.lowest_offset..response.next_offset)
     }
 
@@ -142,12 +143,20 @@ impl Client {
 
     /// Tails the log from `offset`: replay, then live records, until the server ends the stream.
     pub async fn consume_stream(&mut self, offset: u64) -> Result<Records> {
-        Ok(Records(self.inner.consume_stream(ConsumeRequest { offset }).await?.into_inner()))
+        Ok(Records(
+            self.inner
+                .consume_stream(ConsumeRequest { offset, ..Default::default() })
+                .await?
+                .into_inner(),
+        ))
     }
 }
 
 fn produce_request(value: Bytes) -> ProduceRequest {
-    ProduceRequest { record: Some(v1::Record { value, ..v1::Record::default() }) }
+    ProduceRequest {
+        record: Some(v1::Record { value, ..v1::Record::default() }),
+        ..Default::default()
+    }
 }
 
 /// The acks of a ProduceStream.

@@ -1215,7 +1215,10 @@ fn grpc_frame(message: &impl Message) -> Bytes {
 }
 
 fn produce_request(value: impl Into<Bytes>) -> ProduceRequest {
-    ProduceRequest { record: Some(WireRecord { value: value.into(), ..WireRecord::default() }) }
+    ProduceRequest {
+        record: Some(WireRecord { value: value.into(), ..WireRecord::default() }),
+        ..Default::default()
+    }
 }
 
 /// A gRPC response read to its end: the HTTP status and the gRPC status, if any.
@@ -1298,7 +1301,7 @@ async fn oversized_messages(target: Target) -> String {
     let big = "a".repeat(32 * 1024);
     request.headers_mut().insert("x-hostile", big.parse().expect("header value"));
     let (response, mut body) = send.send_request(request, false).expect("request");
-    body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest {}), true).expect("send");
+    body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest::default()), true).expect("send");
     let header_answer = match within("oversized headers", CLOSE_WITHIN, read_reply(response)).await
     {
         Ok(reply) => {
@@ -1312,7 +1315,7 @@ async fn oversized_messages(target: Target) -> String {
     };
     let (response, mut body) =
         send.send_request(grpc_request(target.addr, "Offsets"), false).expect("request");
-    body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest {}), true).expect("send");
+    body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest::default()), true).expect("send");
     let after = within("offsets", CLOSE_WITHIN, read_reply(response)).await.expect("reply");
     assert_eq!(after.status.map(|s| s.code()), Some(Code::Ok), "the connection still serves");
     drop(send);
@@ -1460,7 +1463,7 @@ async fn one_connection(addr: SocketAddr) -> Fate {
         let (response, mut body) = send
             .send_request(grpc_request(addr, "Offsets"), false)
             .map_err(std::io::Error::other)?;
-        body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest {}), true)
+        body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest::default()), true)
             .map_err(std::io::Error::other)?;
         let reply = read_reply(response).await.map_err(std::io::Error::other)?;
         assert_eq!(reply.status.map(|s| s.code()), Some(Code::Ok));
@@ -1494,7 +1497,8 @@ async fn consumers_that_never_read(target: Target) -> String {
         let mut send = send.clone().ready().await.expect("ready");
         let (response, mut body) =
             send.send_request(grpc_request(target.addr, "ConsumeStream"), false).expect("request");
-        body.send_data(grpc_frame(&ConsumeRequest { offset: start }), true).expect("send");
+        body.send_data(grpc_frame(&ConsumeRequest { offset: start, ..Default::default() }), true)
+            .expect("send");
         unread.push(response);
     }
     // Tails that open their windows as wide as HTTP/2 allows and never read the socket: only
@@ -1507,7 +1511,12 @@ async fn consumers_that_never_read(target: Target) -> String {
             &frame(SETTINGS, 0, 0, &setting(0x4, 0x7fff_ffff)),
             &frame(WINDOW_UPDATE, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()),
             &frame(HEADERS, END_HEADERS, 1, &header_block(target.addr, "ConsumeStream", &[])),
-            &frame(DATA, END_STREAM, 1, &grpc_frame(&ConsumeRequest { offset: start })),
+            &frame(
+                DATA,
+                END_STREAM,
+                1,
+                &grpc_frame(&ConsumeRequest { offset: start, ..Default::default() }),
+            ),
         ]
         .concat();
         tcp.write_all(&request).await.expect("write");
@@ -1658,7 +1667,10 @@ async fn vanish(
         2 | 3 => {
             let (response, mut body) =
                 send.send_request(grpc_request(target.addr, "ConsumeStream"), false)?;
-            body.send_data(grpc_frame(&ConsumeRequest { offset: start }), true)?;
+            body.send_data(
+                grpc_frame(&ConsumeRequest { offset: start, ..Default::default() }),
+                true,
+            )?;
             let (_, mut records) = response.await?.into_parts();
             let first = records.data().await.expect("a record")?;
             assert!(!first.is_empty());
@@ -1748,7 +1760,8 @@ async fn reset_streams(addr: SocketAddr, count: usize, with_body: bool) -> Strin
                 }
             };
         if with_body {
-            let _ = body.send_data(grpc_frame(&ConsumeRequest { offset: 0 }), false);
+            let _ = body
+                .send_data(grpc_frame(&ConsumeRequest { offset: 0, ..Default::default() }), false);
         }
         body.send_reset(Reason::CANCEL);
         drop(response);
@@ -1778,7 +1791,7 @@ async fn reset_streams(addr: SocketAddr, count: usize, with_body: bool) -> Strin
 async fn offsets_over(addr: SocketAddr, send: SendRequest<Bytes>) -> Result<(), h2::Error> {
     let mut send = send.ready().await?;
     let (response, mut body) = send.send_request(grpc_request(addr, "Offsets"), false)?;
-    body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest {}), true)?;
+    body.send_data(grpc_frame(&girok::api::v1::OffsetsRequest::default()), true)?;
     let reply = within("offsets after resets", CLOSE_WITHIN, read_reply(response)).await?;
     assert_eq!(reply.status.map(|s| s.code()), Some(Code::Ok));
     Ok(())

@@ -16,7 +16,10 @@ use girok::storage::{CommitLog, Error, LogConfig};
 use tonic::Code;
 
 fn request(value: impl Into<Bytes>) -> ProduceRequest {
-    ProduceRequest { record: Some(Record { value: value.into(), ..Record::default() }) }
+    ProduceRequest {
+        record: Some(Record { value: value.into(), ..Record::default() }),
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -67,7 +70,7 @@ async fn an_invalid_record_mid_stream_ends_it_after_acking_the_earlier_ones() {
         let server = start_server(logs.open_default()).await;
         let mut client = server.client().await;
         let mut requests: Vec<_> = (0..100).map(|i| request(format!("{i}"))).collect();
-        requests.push(ProduceRequest { record: None });
+        requests.push(ProduceRequest { record: None, ..Default::default() });
         requests.extend((0..100).map(|i| request(format!("late-{i}"))));
         let response =
             client.inner().produce_stream(futures_util::stream::iter(requests)).await.unwrap();

@@ -46,7 +46,11 @@ async fn records_carry_their_append_time_and_a_producer_cannot_set_it() {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
                 as u64;
         let forged = Record { value: "x".into(), offset: 0, timestamp_ms: 42 };
-        client.inner().produce(ProduceRequest { record: Some(forged) }).await.unwrap();
+        client
+            .inner()
+            .produce(ProduceRequest { record: Some(forged), ..Default::default() })
+            .await
+            .unwrap();
         client.produce("y").await.unwrap();
         let first = client.consume(0).await.unwrap();
         assert!(first.timestamp_ms >= before, "{} is before {before}", first.timestamp_ms);
@@ -112,7 +116,10 @@ async fn out_of_range_carries_decoded_details() {
             }
         }
 
-        let status = client.inner().consume(girok::api::v1::ConsumeRequest { offset: 12 }).await;
+        let status = client
+            .inner()
+            .consume(girok::api::v1::ConsumeRequest { offset: 12, ..Default::default() })
+            .await;
         let status = status.unwrap_err();
         assert_eq!(status.code(), Code::OutOfRange);
         let details = status.get_error_details();
@@ -137,13 +144,18 @@ async fn invalid_and_oversized_records_are_rejected() {
         let server = start_server(log).await;
         let mut client = server.client().await;
 
-        let missing = client.inner().produce(ProduceRequest { record: None }).await.unwrap_err();
+        let missing = client
+            .inner()
+            .produce(ProduceRequest { record: None, ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!(missing.code(), Code::InvalidArgument);
         let violations = missing.get_error_details().bad_request().expect("BadRequest").clone();
         assert_eq!(violations.field_violations[0].field, "record");
 
         let big = ProduceRequest {
             record: Some(Record { value: vec![7; 1025].into(), ..Record::default() }),
+            ..Default::default()
         };
         let oversized = client.inner().produce(big).await.unwrap_err();
         assert_eq!(oversized.code(), Code::InvalidArgument);
@@ -189,7 +201,10 @@ async fn corrupt_record_is_data_loss_with_its_offset() {
             Err(ClientError::RecordCorrupt { offset: 1 }) => {}
             other => panic!("expected RecordCorrupt, got {other:?}"),
         }
-        let status = client.inner().consume(girok::api::v1::ConsumeRequest { offset: 1 }).await;
+        let status = client
+            .inner()
+            .consume(girok::api::v1::ConsumeRequest { offset: 1, ..Default::default() })
+            .await;
         let details = status.unwrap_err().get_error_details();
         let info = details.error_info().expect("ErrorInfo");
         assert_eq!((info.reason.as_str(), info.domain.as_str()), ("RECORD_CORRUPT", "girok"));
@@ -255,7 +270,11 @@ async fn a_stored_record_above_the_encoding_limit_is_resource_exhausted_not_out_
     let config = ServerConfig { max_encoding_message_size: 64 * 1024, ..ServerConfig::default() };
     let server = start_server_with(log, config).await;
     let mut client = server.client().await;
-    let err = client.inner().consume(ConsumeRequest { offset: 0 }).await.unwrap_err();
+    let err = client
+        .inner()
+        .consume(ConsumeRequest { offset: 0, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     let info = err.get_error_details().error_info().expect("ErrorInfo").clone();
     assert_eq!(info.reason, "MESSAGE_TOO_LARGE");
@@ -265,5 +284,8 @@ async fn a_stored_record_above_the_encoding_limit_is_resource_exhausted_not_out_
 }
 
 fn produce_request(value: Vec<u8>) -> ProduceRequest {
-    ProduceRequest { record: Some(Record { value: value.into(), ..Record::default() }) }
+    ProduceRequest {
+        record: Some(Record { value: value.into(), ..Record::default() }),
+        ..Default::default()
+    }
 }

@@ -18,8 +18,9 @@ use super::handle::LogHandle;
 use super::status;
 use super::wire::{record_value, to_response};
 use crate::api::v1::{
-    ConsumeRequest, ConsumeResponse, OffsetsRequest, OffsetsResponse, ProduceRequest,
-    ProduceResponse, log_server::Log,
+    ConsumeRequest, ConsumeResponse, CreateLogRequest, CreateLogResponse, DeleteLogRequest,
+    DeleteLogResponse, ListLogsRequest, ListLogsResponse, OffsetsRequest, OffsetsResponse,
+    ProduceRequest, ProduceResponse, UpdateLogRequest, UpdateLogResponse, log_server::Log,
 };
 
 /// A boxed response stream.
@@ -119,5 +120,33 @@ impl Log for LogService {
         self.check_serving()?;
         let range = self.log.offsets().await?;
         Ok(Response::new(OffsetsResponse { lowest_offset: range.start, next_offset: range.end }))
+    }
+
+    async fn create_log(
+        &self,
+        _request: Request<CreateLogRequest>,
+    ) -> Result<Response<CreateLogResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+
+    async fn delete_log(
+        &self,
+        _request: Request<DeleteLogRequest>,
+    ) -> Result<Response<DeleteLogResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+
+    async fn list_logs(
+        &self,
+        _request: Request<ListLogsRequest>,
+    ) -> Result<Response<ListLogsResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
+    }
+
+    async fn update_log(
+        &self,
+        _request: Request<UpdateLogRequest>,
+    ) -> Result<Response<UpdateLogResponse>, Status> {
+        Err(Status::unimplemented("in progress"))
     }
 }
