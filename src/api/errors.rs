@@ -17,6 +17,14 @@ pub mod reason {
     pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
     /// `RESOURCE_EXHAUSTED`: the log has used every offset a `uint64` holds.
     pub const OFFSETS_EXHAUSTED: &str = "OFFSETS_EXHAUSTED";
+    /// `NOT_FOUND`: the named log does not exist (or was deleted while a stream used it).
+    pub const LOG_NOT_FOUND: &str = "LOG_NOT_FOUND";
+    /// `ALREADY_EXISTS`: `CreateLog` of a name that is taken.
+    pub const LOG_EXISTS: &str = "LOG_EXISTS";
+    /// `FAILED_PRECONDITION`: the `default` log cannot be deleted.
+    pub const DEFAULT_LOG: &str = "DEFAULT_LOG";
+    /// `RESOURCE_EXHAUSTED`: the server holds `--max-logs` logs already.
+    pub const LOG_LIMIT: &str = "LOG_LIMIT";
 }
 
 /// `ErrorInfo.metadata` keys; offsets are written in base 10.
@@ -29,4 +37,8 @@ pub mod key {
     pub const NEXT_OFFSET: &str = "next_offset";
     /// A limit, in bytes.
     pub const LIMIT_BYTES: &str = "limit_bytes";
+    /// A log's name.
+    pub const LOG: &str = "log";
+    /// A limit on a count (of logs).
+    pub const LIMIT: &str = "limit";
 }
