@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use girok::client::Client;
+use girok::logs::{Logs, LogsConfig};
 use girok::server::{self, ServerConfig};
 use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, MemoryLog};
 use tokio::net::TcpListener;
@@ -54,7 +55,8 @@ fn start(rt: &Runtime, fsync: Option<FsyncPolicy>) -> Bench {
     let (stop, stopped) = oneshot::channel::<()>();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    rt.spawn(server::run(listener, Arc::clone(&log), ServerConfig::default(), async {
+    let logs = Arc::new(Logs::serving(Arc::clone(&log), LogsConfig::default()));
+    rt.spawn(server::run(listener, logs, ServerConfig::default(), async {
         let _ = stopped.await;
     }));
     Bench { url, log, _dir: dir, stop: Some(stop) }

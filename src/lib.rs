@@ -58,6 +58,7 @@
 
 pub mod api;
 pub mod client;
+pub mod logs;
 pub mod server;
 pub mod storage;
 pub mod units;

@@ -168,8 +168,8 @@ async fn two_hundred_tails_share_one_connection() {
 async fn a_consumer_that_disconnects_frees_its_stream() {
     // Dropping a tail mid-stream frees the server's stream state (its handle on the log) at once.
     for_each_log(|logs| async move {
-        let log = logs.open_default();
-        let server = start_server(Arc::clone(&log)).await;
+        let server = start_server(logs.open_default()).await;
+        let log = server.logs.get("default").unwrap();
         let serving = Arc::strong_count(&log);
         let mut client = server.client().await;
         client.produce("one").await.unwrap();

@@ -144,7 +144,7 @@ fn verify_exits_non_zero_on_a_flipped_bit() {
     assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stdout));
     assert!(String::from_utf8_lossy(&clean.stdout).contains("20 records: OK"));
 
-    let store = data.path().join(format!("{:020}.store", 0));
+    let store = data.path().join("logs/default").join(format!("{:020}.store", 0));
     let mut bytes = std::fs::read(&store).expect("read store");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;

@@ -792,7 +792,9 @@ impl InProcess {
             let stop = async {
                 let _ = rx.await;
             };
-            server::run(listener, log, config, stop).await.expect("server failed");
+            server::run(listener, common::serving(&log), config, stop)
+                .await
+                .expect("server failed");
         });
         Self { runtime: Some(runtime), addr, max_connections, shutdown: Some(tx), _dir: dir }
     }

@@ -1,6 +1,6 @@
 //! The girok server binary: parses flags (each also read from a `GIROK_*` environment variable),
-//! sets up tracing, opens the log, and hands a bound listener to [`girok::server::run`]. On
-//! SIGINT or SIGTERM it drains, syncs and closes the log, and exits 0.
+//! sets up tracing, opens the data directory's logs, and hands a bound listener to
+//! [`girok::server::run`]. On SIGINT or SIGTERM it drains, syncs and closes every log, and exits 0.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use girok::logs::{Logs, LogsConfig};
 use girok::server::{self, ServerConfig};
-use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy, LogConfig};
+use girok::storage::{DiskConfig, FsyncPolicy, LogConfig};
 use girok::units::{parse_duration, parse_size};
 use tokio::net::{TcpListener, TcpSocket};
 
-/// Serves a girok commit log over gRPC.
+/// Serves girok's named commit logs over gRPC.
 ///
 /// Sizes take units (`128MiB`, `64KB`) or a plain byte count; durations take units (`100ms`,
 /// `5s`, `7d`) or a plain number in the unit the flag names.
@@ -25,11 +26,12 @@ struct Args {
     /// `listening on ADDR`.
     #[arg(long, env = "GIROK_LISTEN_ADDR", default_value = "127.0.0.1:8400")]
     addr: SocketAddr,
-    /// Directory holding the log's segments (created if missing), relative to the working
-    /// directory.
+    /// Directory holding the logs (created if missing), relative to the working directory: one
+    /// directory per log under `logs/`.
     #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// A segment's store file rolls over past this size.
+    /// A segment's store file rolls over past this size (a log's `segment_bytes` setting
+    /// overrides it).
     #[arg(long, env = "GIROK_SEGMENT_MAX_STORE_BYTES", default_value = "128MiB", value_parser = parse_size)]
     segment_max_store_bytes: u64,
     /// A segment's index file size; the segment rolls when it is full.
@@ -58,6 +60,14 @@ struct Args {
     /// Connections served at once; further ones are closed as they arrive.
     #[arg(long, env = "GIROK_MAX_CONNECTIONS", default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
+    /// Whether a produce to a log that does not exist creates it (`--auto-create-logs=false`
+    /// turns it off: such produces get NOT_FOUND).
+    #[arg(long, env = "GIROK_AUTO_CREATE_LOGS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    auto_create_logs: bool,
+    /// The most logs the server holds, `default` included; creating one more gets
+    /// RESOURCE_EXHAUSTED (LOG_LIMIT).
+    #[arg(long, env = "GIROK_MAX_LOGS", default_value_t = LogsConfig::default().max_logs)]
+    max_logs: usize,
     /// How long in-flight calls get to finish on shutdown; a plain number is seconds.
     #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_seconds)]
     shutdown_grace: Duration,
@@ -112,6 +122,10 @@ impl Args {
         }
     }
 
+    fn logs_config(&self) -> LogsConfig {
+        LogsConfig { auto_create: self.auto_create_logs, max_logs: self.max_logs }
+    }
+
     fn server_config(&self) -> ServerConfig {
         ServerConfig {
             shutdown_grace: self.shutdown_grace,
@@ -122,17 +136,24 @@ impl Args {
     }
 }
 
-/// Opens the disk log in `data_dir`, recovering it from any crash. Blocking: call it off the
+/// Opens every log in `data_dir`, recovering each from any crash. Blocking: call it off the
 /// runtime's workers.
-fn open_log(data_dir: PathBuf, config: DiskConfig) -> girok::storage::Result<Arc<dyn CommitLog>> {
-    let log = DiskLog::open(&data_dir, config)?;
+fn open_logs(
+    data_dir: PathBuf,
+    disk: DiskConfig,
+    config: LogsConfig,
+) -> girok::logs::Result<Arc<Logs>> {
+    let started = std::time::Instant::now();
+    let logs = Logs::open(&data_dir, disk, config)?;
+    let default = logs.get(girok::logs::DEFAULT_LOG)?;
     tracing::info!(
         data_dir = %data_dir.display(),
-        lowest_offset = log.lowest_offset(),
-        next_offset = log.next_offset(),
-        "opened log"
+        logs = logs.len(),
+        took = ?started.elapsed(),
+        default_next_offset = default.log().next_offset(),
+        "opened logs"
     );
-    Ok(Arc::new(log))
+    Ok(Arc::new(logs))
 }
 
 fn init_tracing(format: LogFormat) {
@@ -198,14 +219,14 @@ fn raise_descriptor_limit() -> Option<u64> {
 }
 
 /// Descriptors kept free of connections for the process itself: the runtime, the listener,
-/// the log's lock, active store and directory syncs, and headroom.
+/// the data directory's lock, directory syncs, and headroom.
 const DESCRIPTORS_RESERVED: u64 = 64;
 
 /// The connection limit, lowered so that every connection it admits gets a descriptor: past the
 /// descriptor limit, connections would wait unanswered in the backlog instead of being closed.
-fn fit_connections(wanted: usize, nofile: Option<u64>, open_segments: usize) -> usize {
+fn fit_connections(wanted: usize, nofile: Option<u64>, held_by_logs: usize) -> usize {
     let Some(nofile) = nofile else { return wanted };
-    let room = nofile.saturating_sub(DESCRIPTORS_RESERVED + open_segments as u64).max(1);
+    let room = nofile.saturating_sub(DESCRIPTORS_RESERVED + held_by_logs as u64).max(1);
     let fitted = wanted.min(usize::try_from(room).unwrap_or(usize::MAX));
     if fitted < wanted {
         tracing::warn!(
@@ -233,19 +254,22 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal().map_err(|err| format!("cannot listen for signals: {err}"))?;
     let nofile = raise_descriptor_limit();
-    let (data_dir, config) = (args.data_dir.clone(), args.disk_config());
-    let log = tokio::task::spawn_blocking(move || open_log(data_dir, config)).await??;
+    let (data_dir, disk, logs_config) =
+        (args.data_dir.clone(), args.disk_config(), args.logs_config());
+    let logs =
+        tokio::task::spawn_blocking(move || open_logs(data_dir, disk, logs_config)).await??;
     let listener =
         bind(args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
     println!("listening on {local}");
     let mut config = args.server_config();
-    config.max_connections =
-        fit_connections(config.max_connections, nofile, args.max_open_segments);
-    server::run(listener, Arc::clone(&log), config, shutdown).await?;
-    // Closing syncs files: keep it (and the log's drop) off the runtime's workers.
-    tokio::task::spawn_blocking(move || log.close()).await??;
-    tracing::info!("log synced and closed");
+    // Every log holds its active segment's store open, besides the sealed segments' cache.
+    let held = args.max_open_segments + args.max_logs.min(logs.len().max(1) * 2);
+    config.max_connections = fit_connections(config.max_connections, nofile, held);
+    server::run(listener, Arc::clone(&logs), config, shutdown).await?;
+    // Closing syncs files: keep it (and the logs' drop) off the runtime's workers.
+    tokio::task::spawn_blocking(move || logs.close()).await??;
+    tracing::info!("logs synced and closed");
     Ok(())
 }

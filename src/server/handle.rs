@@ -1,10 +1,11 @@
-//! [`LogHandle`]: the one async handle through which every RPC reaches storage.
+//! [`Registry`] and [`LogHandle`]: the one async door through which every RPC reaches the
+//! named logs and their storage.
 //!
-//! Storage is synchronous (a sync under `--fsync=always` takes a disk flush), so appends and
-//! reads run on tokio's blocking pool and come back as `Result<_, Status>`: no runtime worker
-//! ever waits on the disk, and no handler maps a storage error itself. This is the single place
-//! where later work attaches: finding a log by name, timing calls for metrics, proposing writes
-//! through Raft.
+//! Storage is synchronous (a sync under `--fsync=always` takes a disk flush), so appends, reads
+//! and changes to the registry run on tokio's blocking pool and come back as
+//! `Result<_, Status>`: no runtime worker ever waits on the disk, and no handler maps a storage
+//! error itself. This is the single place where later work attaches: timing calls for metrics,
+//! checking access, proposing writes through Raft.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -14,17 +15,109 @@ use tokio::sync::watch;
 use tonic::Status;
 
 use super::status;
+use crate::logs::{self, LogEntry, LogSettings, Logs};
 use crate::storage::{self, CommitLog, Record};
 
-/// A cheap, cloneable handle over a log.
+/// The registry, asynchronously. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Registry {
+    logs: Arc<Logs>,
+}
+
+impl Registry {
+    pub(crate) fn new(logs: Arc<Logs>) -> Self {
+        Self { logs }
+    }
+
+    /// The largest record value any log accepts.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.logs.max_record_bytes()
+    }
+
+    /// The log a request's `log` field names (empty: `default`): `INVALID_ARGUMENT` for a bad
+    /// name, `NOT_FOUND` for an unknown log. A map lookup: never blocks.
+    pub(crate) fn find(&self, field: &str) -> Result<LogHandle, Status> {
+        let name = logs::name::or_default(field);
+        status::check_log_name("log", name)?;
+        self.logs.get(name).map(LogHandle::new).map_err(Status::from)
+    }
+
+    /// [`find`](Self::find) for an append: an unknown log is created while auto-create is on.
+    pub(crate) async fn find_for_append(&self, field: &str) -> Result<LogHandle, Status> {
+        let name = logs::name::or_default(field);
+        status::check_log_name("log", name)?;
+        if let Ok(entry) = self.logs.get(name) {
+            return Ok(LogHandle::new(entry));
+        }
+        let name = name.to_string();
+        self.blocking(move |logs| logs.get_or_create(&name)).await.map(LogHandle::new)
+    }
+
+    /// Creates a log (see [`Logs::create`]).
+    pub(crate) async fn create(
+        &self,
+        name: String,
+        settings: LogSettings,
+    ) -> Result<Arc<LogEntry>, Status> {
+        self.blocking(move |logs| logs.create(&name, settings)).await
+    }
+
+    /// Replaces the settings given (see [`Logs::update`]).
+    pub(crate) async fn update(
+        &self,
+        name: String,
+        settings: LogSettings,
+    ) -> Result<Arc<LogEntry>, Status> {
+        self.blocking(move |logs| logs.update(&name, settings)).await
+    }
+
+    /// Deletes a log (see [`Logs::delete`]).
+    pub(crate) async fn delete(&self, name: String) -> Result<(), Status> {
+        self.blocking(move |logs| logs.delete(&name)).await
+    }
+
+    /// Every log, sorted by name.
+    pub(crate) fn list(&self) -> Vec<Arc<LogEntry>> {
+        self.logs.list()
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Logs) -> logs::Result<T> + Send + 'static,
+    {
+        let logs = Arc::clone(&self.logs);
+        tokio::task::spawn_blocking(move || f(&logs))
+            .await
+            .map_err(status::task_failed)?
+            .map_err(Status::from)
+    }
+}
+
+/// A cheap, cloneable handle over one log.
 #[derive(Clone)]
 pub(crate) struct LogHandle {
-    log: Arc<dyn CommitLog>,
+    entry: Arc<LogEntry>,
 }
 
 impl LogHandle {
-    pub(crate) fn new(log: Arc<dyn CommitLog>) -> Self {
-        Self { log }
+    pub(crate) fn new(entry: Arc<LogEntry>) -> Self {
+        Self { entry }
+    }
+
+    /// The log's name.
+    pub(crate) fn name(&self) -> &str {
+        self.entry.name()
+    }
+
+    /// A receiver that turns `true` when the log is deleted.
+    pub(crate) fn watch_deleted(&self) -> watch::Receiver<bool> {
+        self.entry.watch_deleted()
+    }
+
+    /// `NOT_FOUND` for this log, once it has been deleted.
+    pub(crate) fn deleted(&self) -> Option<Status> {
+        self.entry.is_deleted().then(|| status::log_not_found(self.entry.name()))
     }
 
     /// Appends one record; answers its offset once it is committed.
@@ -65,24 +158,28 @@ impl LogHandle {
 
     /// A receiver of the commit point, for tails. Never blocks.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.log.subscribe()
+        self.entry.log().subscribe()
     }
 
     /// The largest value an append accepts.
     pub(crate) fn max_record_bytes(&self) -> usize {
-        self.log.max_record_bytes()
+        self.entry.log().max_record_bytes()
     }
 
-    /// Runs a synchronous storage call on the blocking pool and maps its error to a status.
+    /// Runs a synchronous storage call on the blocking pool and maps its error to a status: a
+    /// log closed because it was deleted is `NOT_FOUND`.
     async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&dyn CommitLog) -> storage::Result<T> + Send + 'static,
     {
-        let log = Arc::clone(&self.log);
-        tokio::task::spawn_blocking(move || f(log.as_ref()))
+        let entry = Arc::clone(&self.entry);
+        let outcome = tokio::task::spawn_blocking(move || f(entry.log().as_ref()))
             .await
-            .map_err(status::task_failed)?
-            .map_err(Status::from)
+            .map_err(status::task_failed)?;
+        outcome.map_err(|err| match (err, self.deleted()) {
+            (storage::Error::Closed, Some(not_found)) => not_found,
+            (err, _) => Status::from(err),
+        })
     }
 }

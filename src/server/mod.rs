@@ -1,4 +1,4 @@
-//! The gRPC server: the `log.v1.Log` service over any [`CommitLog`], plus `grpc.health.v1` and
+//! The gRPC server: the `log.v1.Log` service over a registry of named [`Logs`], plus `grpc.health.v1` and
 //! server reflection (v1 and v1alpha), served by [`run`] with explicit HTTP/2 limits and a
 //! graceful shutdown.
 //!
@@ -7,8 +7,8 @@
 //! | `mod.rs` | [`run`]: the accept loop, connections, draining |
 //! | `config.rs` | [`ServerConfig`], every limit with its default |
 //! | `router.rs` | the Log, health and reflection services behind one hyper service |
-//! | `rpc/` | the `Log` RPCs: unary ones in `mod.rs`, `produce_stream.rs`, `consume_stream.rs` |
-//! | `handle.rs` | the async handle every RPC reaches storage through |
+//! | `rpc/` | the `Log` RPCs: unary ones in `mod.rs`, `produce_stream.rs`, `consume_stream.rs`, `admin.rs` (named logs) |
+//! | `handle.rs` | the async door every RPC reaches the registry and storage through |
 //! | `wire.rs` | messages ↔ records, request validation |
 //! | `status.rs` | storage errors → statuses with rich details |
 //! | `drain.rs` | the shutdown signal endless streams watch |
@@ -19,7 +19,7 @@
 //! enforce the grace period: on the shutdown signal it flips health to NOT_SERVING, stops
 //! accepting, tells every connection to finish (HTTP/2 GOAWAY) and every endless stream to end
 //! with `UNAVAILABLE`, waits up to [`ServerConfig::shutdown_grace`], then aborts what remains.
-//! It never closes the log: the caller does that once `run` returns.
+//! It never closes the logs: the caller does that once `run` returns.
 
 mod budget;
 mod config;
@@ -43,10 +43,10 @@ use tonic_health::ServingStatus;
 
 pub use config::ServerConfig;
 
-use crate::storage::CommitLog;
+use crate::logs::Logs;
 use budget::Budget;
 use drain::Drain;
-use handle::LogHandle;
+use handle::Registry;
 use router::Router;
 
 /// The health-check name of the Log service.
@@ -64,7 +64,7 @@ pub enum ServerError {
 /// drains as described in the module doc. Returns once every connection is gone.
 pub async fn run(
     listener: TcpListener,
-    log: Arc<dyn CommitLog>,
+    logs: Arc<Logs>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
@@ -72,13 +72,13 @@ pub async fn run(
     let drain = Drain::new(drain_rx);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status(LOG_SERVICE_NAME, ServingStatus::Serving).await;
-    let config = config.fitted_to(log.max_record_bytes());
+    let config = config.fitted_to(logs.max_record_bytes());
     let http2 = http2_builder(&config);
     let (shutdown_grace, handshake_timeout) = (config.shutdown_grace, config.handshake_timeout);
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
     let (budget, share) = (Budget::new(config.max_buffered_bytes), config.connection_share());
     let service = Router::new(
-        LogHandle::new(log),
+        Registry::new(logs),
         Arc::new(config),
         drain.clone(),
         health_service,

@@ -16,7 +16,7 @@ use super::ServerError;
 use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
-use super::handle::LogHandle;
+use super::handle::Registry;
 use super::rpc::LogService;
 use super::status;
 use crate::api::v1::log_server::LogServer;
@@ -30,16 +30,16 @@ pub(super) struct Router {
 }
 
 impl Router {
-    /// The Log service over `log`, with `health` and reflection (v1 and v1alpha) beside it.
+    /// The Log service over `registry`, with `health` and reflection (v1 and v1alpha) beside it.
     pub(super) fn new(
-        log: LogHandle,
+        registry: Registry,
         config: Arc<ServerConfig>,
         drain: Drain,
         health: HealthServer<impl Health>,
         budget: Budget,
     ) -> Result<Self, ServerError> {
         let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
-        let log_service = LogServer::new(LogService::new(log, config, drain))
+        let log_service = LogServer::new(LogService::new(registry, config, drain))
             .max_decoding_message_size(decode)
             .max_encoding_message_size(encode);
         let reflection = || {

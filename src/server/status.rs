@@ -5,7 +5,11 @@
 //! | cause | code | details |
 //! | --- | --- | --- |
 //! | offset outside `[lowest, next)` | `OUT_OF_RANGE` | `ErrorInfo` `OFFSET_OUT_OF_RANGE` + `LocalizedMessage` |
-//! | missing or oversized record | `INVALID_ARGUMENT` | `BadRequest` field violation |
+//! | missing or oversized record, bad log name or settings | `INVALID_ARGUMENT` | `BadRequest` field violation |
+//! | unknown (or deleted) log | `NOT_FOUND` | `ErrorInfo` `LOG_NOT_FOUND` |
+//! | `CreateLog` of an existing name | `ALREADY_EXISTS` | `ErrorInfo` `LOG_EXISTS` |
+//! | `DeleteLog` of `default` | `FAILED_PRECONDITION` | `ErrorInfo` `DEFAULT_LOG` |
+//! | `--max-logs` reached | `RESOURCE_EXHAUSTED` | `ErrorInfo` `LOG_LIMIT` |
 //! | message above the decode limit, record above the encode limit | `RESOURCE_EXHAUSTED` | `ErrorInfo` `MESSAGE_TOO_LARGE` |
 //! | disk full | `RESOURCE_EXHAUSTED` | `ErrorInfo` `DISK_FULL` |
 //! | offsets exhausted | `RESOURCE_EXHAUSTED` | `ErrorInfo` `OFFSETS_EXHAUSTED` |
@@ -23,7 +27,73 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::api::errors::{DOMAIN, key, reason};
+use crate::logs;
 use crate::storage::Error;
+
+impl From<logs::Error> for Status {
+    fn from(err: logs::Error) -> Self {
+        match err {
+            logs::Error::InvalidName { name, why } => invalid_log_name("log", &name, why),
+            logs::Error::InvalidSettings { field, why } => {
+                bad_request(&format!("settings.{field}"), why)
+            }
+            logs::Error::NotFound { log } => log_not_found(&log),
+            logs::Error::Exists { log } => with_info(
+                Code::AlreadyExists,
+                format!("log {log:?} already exists"),
+                reason::LOG_EXISTS,
+                &[(key::LOG, log)],
+            ),
+            logs::Error::DefaultLog => with_info(
+                Code::FailedPrecondition,
+                "the default log cannot be deleted".into(),
+                reason::DEFAULT_LOG,
+                &[(key::LOG, logs::DEFAULT_LOG.into())],
+            ),
+            logs::Error::Limit { limit } => with_info(
+                Code::ResourceExhausted,
+                format!("the server holds {limit} logs, its limit (--max-logs)"),
+                reason::LOG_LIMIT,
+                &[(key::LIMIT, limit.to_string())],
+            ),
+            logs::Error::Storage(err) => err.into(),
+        }
+    }
+}
+
+/// `NOT_FOUND` with `LOG_NOT_FOUND` for the log `name`.
+pub(crate) fn log_not_found(name: &str) -> Status {
+    with_info(
+        Code::NotFound,
+        format!("log {name:?} does not exist"),
+        reason::LOG_NOT_FOUND,
+        &[(key::LOG, name.to_string())],
+    )
+}
+
+/// `INVALID_ARGUMENT` naming `field` (`log` or `name`) unless `name` is a valid log name.
+pub(crate) fn check_log_name(field: &str, name: &str) -> Result<(), Status> {
+    logs::name::validate(name).map_err(|why| invalid_log_name(field, name, why))
+}
+
+fn invalid_log_name(field: &str, name: &str, why: &str) -> Status {
+    let shown: String = name.chars().take(64).collect();
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, why);
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid log name {shown:?}: {why}"),
+        details,
+    )
+}
+
+/// `INVALID_ARGUMENT` with one field violation.
+pub(crate) fn bad_request(field: &str, why: impl Into<String>) -> Status {
+    let why = why.into();
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, why.clone());
+    Status::with_error_details(Code::InvalidArgument, why, details)
+}
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {

@@ -14,7 +14,7 @@
 
 mod config;
 pub mod disk;
-mod error;
+pub(crate) mod error;
 pub(crate) mod locks;
 mod memory;
 
@@ -24,7 +24,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 pub use config::{DEFAULT_MAX_RECORD_BYTES, LogConfig};
-pub use disk::{DiskConfig, DiskLog, FsyncPolicy};
+pub use disk::{DiskConfig, DiskGroup, DiskLog, FsyncPolicy};
 pub use error::{Error, Result};
 pub use memory::MemoryLog;
 
@@ -107,6 +107,16 @@ pub trait CommitLog: Send + Sync + 'static {
 
     /// The largest value an append accepts (its [`LogConfig::max_record_bytes`]).
     fn max_record_bytes(&self) -> usize;
+
+    /// TEMP-SHIM.
+    fn size_bytes(&self) -> u64 {
+        0
+    }
+
+    /// TEMP-SHIM.
+    fn set_segment_bytes(&self, _bytes: u64) -> Result<()> {
+        Ok(())
+    }
 
     /// Drops every whole segment below `lowest`, never the active one. Returns the new lowest
     /// offset.

@@ -86,12 +86,19 @@ pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
+/// A registry serving `log` as its `default` log (others in memory).
+pub fn serving(log: &Arc<dyn CommitLog>) -> Arc<girok::logs::Logs> {
+    Arc::new(girok::logs::Logs::serving(Arc::clone(log), girok::logs::LogsConfig::default()))
+}
+
 /// A server running `server::run` on a port of its own.
 pub struct TestServer {
     /// The bound address.
     pub addr: SocketAddr,
-    /// The log it serves.
+    /// The log it serves as `default`.
     pub log: Arc<dyn CommitLog>,
+    /// Its registry of logs.
+    pub logs: Arc<girok::logs::Logs>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -106,10 +113,11 @@ pub async fn start_server_with(log: Arc<dyn CommitLog>, config: ServerConfig) ->
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, Arc::clone(&log), config, async {
+    let logs = serving(&log);
+    let task = tokio::spawn(server::run(listener, Arc::clone(&logs), config, async {
         let _ = rx.await;
     }));
-    TestServer { addr, log, shutdown: Some(tx), task: Some(task) }
+    TestServer { addr, log, logs, shutdown: Some(tx), task: Some(task) }
 }
 
 impl TestServer {

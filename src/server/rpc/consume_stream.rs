@@ -4,7 +4,8 @@
 //! connection asks for more, so a stream buffers at most one read batch (plus h2's send buffer)
 //! and a slow consumer back-pressures the reads. The batch is held within the server's memory
 //! budget: reserved before the read, shrunk to what was read, and given back once its last
-//! record leaves; while the budget is spent, the read waits. Caught up, it waits on the log's commit-point
+//! record leaves; while the budget is spent, the read waits. A log deleted under the stream ends
+//! it with `NOT_FOUND`. Caught up, it waits on the log's commit-point
 //! `watch` (no polling, no CPU while idle). The stream owns no task: when the client goes away,
 //! hyper drops it and everything it holds is freed at once.
 
@@ -29,6 +30,8 @@ struct Tail {
     /// The commit point; subscribed before the first read, so no append can slip between a read
     /// that found nothing and the wait.
     commit: watch::Receiver<u64>,
+    /// Turns `true` when the log is deleted: the stream then ends with `NOT_FOUND`.
+    deleted: watch::Receiver<bool>,
     /// The next offset to read from the log.
     next: u64,
     /// Records read but not yet handed to the connection.
@@ -57,6 +60,7 @@ pub(super) fn tail(
 ) -> impl Stream<Item = Result<ConsumeResponse, Status>> + Send + 'static {
     let state = Tail {
         commit: log.subscribe(),
+        deleted: log.watch_deleted(),
         max_record_bytes: log.max_record_bytes(),
         log,
         next: offset,
@@ -95,6 +99,9 @@ impl Tail {
             if self.drain.is_draining() {
                 return Err(status::draining());
             }
+            if let Some(not_found) = self.log.deleted() {
+                return Err(not_found);
+            }
             if let Some(record) = self.buffered.pop_front() {
                 self.release();
                 return Ok(record);
@@ -107,9 +114,13 @@ impl Tail {
             }
             tokio::select! {
                 changed = self.commit.changed() => {
-                    // The sender goes when the log closes, which only happens on shutdown.
-                    changed.map_err(|_| status::draining())?;
+                    // The sender goes when the log closes: it was deleted, or the server is
+                    // shutting down.
+                    if changed.is_err() {
+                        return Err(self.log.deleted().unwrap_or_else(status::draining));
+                    }
                 }
+                _ = self.deleted.wait_for(|deleted| *deleted) => {}
                 () = self.drain.wait() => return Err(status::draining()),
             }
         }

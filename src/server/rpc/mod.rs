@@ -1,7 +1,12 @@
-//! [`LogService`]: the `log.v1.Log` gRPC service. The unary RPCs live here; the two streaming
-//! RPCs have their own files (`produce_stream`, `consume_stream`). Every RPC reaches storage
-//! through [`LogHandle`] and converts messages through `wire`.
+//! [`LogService`]: the `log.v1.Log` gRPC service. The unary record RPCs live here; the two
+//! streaming RPCs and the admin RPCs of named logs have their own files (`produce_stream`,
+//! `consume_stream`, `admin`). Every RPC reaches the logs through the [`Registry`] and converts
+//! messages through `wire`.
+//!
+//! When several errors apply, the request's own (`INVALID_ARGUMENT`) comes first, then the log's
+//! (`NOT_FOUND`), then the call's outcome.
 
+mod admin;
 mod consume_stream;
 mod produce_stream;
 
@@ -14,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
-use super::handle::LogHandle;
+use super::handle::Registry;
 use super::status;
 use super::wire::{record_value, to_response};
 use crate::api::v1::{
@@ -26,10 +31,10 @@ use crate::api::v1::{
 /// A boxed response stream.
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The `Log` service. Cheap to clone: the log and config are shared.
+/// The `Log` service. Cheap to clone: the logs and config are shared.
 #[derive(Clone)]
 pub(crate) struct LogService {
-    log: LogHandle,
+    registry: Registry,
     config: Arc<ServerConfig>,
     drain: Drain,
     /// For a request that arrived without its connection's budget (none does through `run`):
@@ -38,10 +43,10 @@ pub(crate) struct LogService {
 }
 
 impl LogService {
-    pub(crate) fn new(log: LogHandle, config: Arc<ServerConfig>, drain: Drain) -> Self {
+    pub(crate) fn new(registry: Registry, config: Arc<ServerConfig>, drain: Drain) -> Self {
         let fallback_budget =
             Budget::new(config.max_buffered_bytes).connection(config.connection_share());
-        Self { log, config, drain, fallback_budget }
+        Self { registry, config, drain, fallback_budget }
     }
 
     /// The memory budget of the connection `request` came on.
@@ -62,8 +67,11 @@ impl Log for LogService {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         self.check_serving()?;
-        let value = record_value(request.into_inner(), self.log.max_record_bytes())?;
-        let offset = self.log.append(value).await?;
+        let mut request = request.into_inner();
+        let log = std::mem::take(&mut request.log);
+        let value = record_value(request, self.registry.max_record_bytes())?;
+        let log = self.registry.find_for_append(&log).await?;
+        let offset = log.append(value).await?;
         Ok(Response::new(ProduceResponse { offset }))
     }
 
@@ -72,7 +80,8 @@ impl Log for LogService {
         request: Request<ConsumeRequest>,
     ) -> Result<Response<ConsumeResponse>, Status> {
         self.check_serving()?;
-        let record = self.log.read(request.into_inner().offset).await?;
+        let request = request.into_inner();
+        let record = self.registry.find(&request.log)?.read(request.offset).await?;
         Ok(Response::new(to_response(record, self.config.max_encoding_message_size)?))
     }
 
@@ -84,14 +93,10 @@ impl Log for LogService {
     ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
         self.check_serving()?;
         let budget = self.budget(&request);
-        let offset = request.into_inner().offset;
-        let stream = consume_stream::tail(
-            self.log.clone(),
-            offset,
-            &self.config,
-            self.drain.clone(),
-            budget,
-        );
+        let request = request.into_inner();
+        let log = self.registry.find(&request.log)?;
+        let stream =
+            consume_stream::tail(log, request.offset, &self.config, self.drain.clone(), budget);
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -104,7 +109,7 @@ impl Log for LogService {
         self.check_serving()?;
         let budget = self.budget(&request).within(self.config.produce_queue_bytes);
         let stream = produce_stream::pipeline(
-            self.log.clone(),
+            self.registry.clone(),
             request.into_inner(),
             &self.config,
             self.drain.clone(),
@@ -115,38 +120,42 @@ impl Log for LogService {
 
     async fn offsets(
         &self,
-        _request: Request<OffsetsRequest>,
+        request: Request<OffsetsRequest>,
     ) -> Result<Response<OffsetsResponse>, Status> {
         self.check_serving()?;
-        let range = self.log.offsets().await?;
+        let range = self.registry.find(&request.into_inner().log)?.offsets().await?;
         Ok(Response::new(OffsetsResponse { lowest_offset: range.start, next_offset: range.end }))
     }
 
     async fn create_log(
         &self,
-        _request: Request<CreateLogRequest>,
+        request: Request<CreateLogRequest>,
     ) -> Result<Response<CreateLogResponse>, Status> {
-        Err(Status::unimplemented("in progress"))
+        self.check_serving()?;
+        Ok(Response::new(admin::create(&self.registry, request.into_inner()).await?))
     }
 
     async fn delete_log(
         &self,
-        _request: Request<DeleteLogRequest>,
+        request: Request<DeleteLogRequest>,
     ) -> Result<Response<DeleteLogResponse>, Status> {
-        Err(Status::unimplemented("in progress"))
+        self.check_serving()?;
+        Ok(Response::new(admin::delete(&self.registry, request.into_inner()).await?))
     }
 
     async fn list_logs(
         &self,
         _request: Request<ListLogsRequest>,
     ) -> Result<Response<ListLogsResponse>, Status> {
-        Err(Status::unimplemented("in progress"))
+        self.check_serving()?;
+        Ok(Response::new(admin::list(&self.registry).await?))
     }
 
     async fn update_log(
         &self,
-        _request: Request<UpdateLogRequest>,
+        request: Request<UpdateLogRequest>,
     ) -> Result<Response<UpdateLogResponse>, Status> {
-        Err(Status::unimplemented("in progress"))
+        self.check_serving()?;
+        Ok(Response::new(admin::update(&self.registry, request.into_inner()).await?))
     }
 }

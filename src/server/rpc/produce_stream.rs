@@ -8,6 +8,11 @@
 //! then yields one ack per record. It is pull-based: acks the client does not read stop the
 //! appends, which fill the queue, which stops the reads — back-pressure end to end.
 //!
+//! The stream's log is the one its first request names (empty: `default`), found or
+//! auto-created before anything is queued; later requests may leave `log` empty or repeat that
+//! name, and one naming another log is an invalid request. A log deleted under the stream ends
+//! it with `NOT_FOUND`, idle or not.
+//!
 //! Errors: an invalid request ends the stream after the records before it are appended and acked;
 //! a failed batch appends nothing (all-or-nothing), so the stream ends with the status right after
 //! the acks of the earlier batches. Half-close: the rest is appended and acked, then OK.
@@ -25,15 +30,18 @@ use crate::api::v1::{ProduceRequest, ProduceResponse};
 use crate::server::budget::{Budget, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
-use crate::server::handle::LogHandle;
+use crate::server::handle::{LogHandle, Registry};
 use crate::server::status;
 use crate::server::wire::record_value;
 
-/// One request taken off the wire: a value to append, or the status that ends the stream. It
-/// holds its share of the queue budget until it is appended.
-struct Queued {
-    item: Result<Bytes, Status>,
-    permit: Option<Reservation>,
+/// What the reader passes on, in request order.
+enum Queued {
+    /// The stream's log, found from the first request; before any record.
+    Log(LogHandle),
+    /// A value to append, holding its share of the queue budget until it is appended.
+    Record(Bytes, Reservation),
+    /// The status that ends the stream.
+    Failed(Status),
 }
 
 /// Aborts the reader task when the response stream is dropped (the client went away).
@@ -47,7 +55,10 @@ impl Drop for AbortOnDrop {
 
 /// The state of one ProduceStream call.
 struct Pipeline {
-    log: LogHandle,
+    /// Known once the first request has been read.
+    log: Option<LogHandle>,
+    /// Turns `true` when `log` is deleted.
+    deleted: Option<tokio::sync::watch::Receiver<bool>>,
     queue: mpsc::UnboundedReceiver<Queued>,
     /// Offsets appended but not yet acked.
     acks: Range<u64>,
@@ -62,16 +73,17 @@ struct Pipeline {
 
 /// The response stream of a ProduceStream call over `requests`.
 pub(super) fn pipeline(
-    log: LogHandle,
+    registry: Registry,
     requests: Streaming<ProduceRequest>,
     config: &ServerConfig,
     drain: Drain,
     budget: Budget,
 ) -> impl Stream<Item = Result<ProduceResponse, Status>> + Send + 'static {
     let (tx, queue) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_requests(requests, tx, budget, log.max_record_bytes()));
+    let reader = tokio::spawn(read_requests(requests, tx, budget, registry));
     let state = Pipeline {
-        log,
+        log: None,
+        deleted: None,
         queue,
         acks: 0..0,
         failure: None,
@@ -95,22 +107,51 @@ async fn read_requests(
     mut requests: Streaming<ProduceRequest>,
     tx: mpsc::UnboundedSender<Queued>,
     budget: Budget,
-    max_record_bytes: usize,
+    registry: Registry,
 ) {
+    let max_record_bytes = registry.max_record_bytes();
+    let mut log: Option<String> = None;
     loop {
-        let request = match requests.message().await {
+        let mut request = match requests.message().await {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(err) => {
-                let _ = tx.send(Queued { item: Err(status::rewrite_transport(err)), permit: None });
+                let _ = tx.send(Queued::Failed(status::rewrite_transport(err)));
                 return;
             }
         };
         // The request's size on the wire: the message and gRPC's 5-byte prefix.
-        let permit = Some(budget.reserve(prost::Message::encoded_len(&request) + 5).await);
-        let item = record_value(request, max_record_bytes);
-        let failed = item.is_err();
-        if tx.send(Queued { item, permit }).is_err() || failed {
+        let permit = budget.reserve(prost::Message::encoded_len(&request) + 5).await;
+        let named = std::mem::take(&mut request.log);
+        let item = record_value(request, max_record_bytes).and_then(|value| match &log {
+            Some(name) if !named.is_empty() && named != *name => Err(status::bad_request(
+                "log",
+                format!("this stream appends to {name:?}; a request named {named:?}"),
+            )),
+            _ => Ok(value),
+        });
+        let value = match item {
+            Ok(value) => value,
+            Err(status) => {
+                let _ = tx.send(Queued::Failed(status));
+                return;
+            }
+        };
+        if log.is_none() {
+            match registry.find_for_append(&named).await {
+                Ok(handle) => {
+                    log = Some(handle.name().to_string());
+                    if tx.send(Queued::Log(handle)).is_err() {
+                        return;
+                    }
+                }
+                Err(status) => {
+                    let _ = tx.send(Queued::Failed(status));
+                    return;
+                }
+            }
+        }
+        if tx.send(Queued::Record(value, permit)).is_err() {
             return;
         }
     }
@@ -137,10 +178,20 @@ impl Pipeline {
     /// Waits for at least one queued request, appends everything queued as one batch, and sets
     /// `acks`, `failure` or `done`.
     async fn append_next_batch(&mut self) {
+        let deleted = async {
+            match self.deleted.as_mut() {
+                Some(deleted) => drop(deleted.wait_for(|deleted| *deleted).await),
+                None => std::future::pending().await,
+            }
+        };
         let first = tokio::select! {
             biased;
             () = self.drain.wait() => {
                 self.failure = Some(status::draining());
+                return;
+            }
+            () = deleted => {
+                self.failure = self.log.as_ref().and_then(LogHandle::deleted);
                 return;
             }
             first = self.queue.recv() => first,
@@ -154,19 +205,21 @@ impl Pipeline {
         let mut held: Option<Reservation> = None;
         let mut bytes = 0;
         let mut next = Some(first);
-        while let Some(Queued { item, permit }) = next.take() {
-            match item {
-                Ok(value) => {
+        while let Some(queued) = next.take() {
+            match queued {
+                Queued::Log(log) => {
+                    self.deleted = Some(log.watch_deleted());
+                    self.log = Some(log);
+                }
+                Queued::Record(value, permit) => {
                     bytes += value.len();
                     values.push(value);
-                    if let Some(permit) = permit {
-                        match held.as_mut() {
-                            Some(held) => held.merge(permit),
-                            None => held = Some(permit),
-                        }
+                    match held.as_mut() {
+                        Some(held) => held.merge(permit),
+                        None => held = Some(permit),
                     }
                 }
-                Err(status) => {
+                Queued::Failed(status) => {
                     self.failure = Some(status);
                     break;
                 }
@@ -175,10 +228,8 @@ impl Pipeline {
                 next = self.queue.try_recv().ok();
             }
         }
-        if values.is_empty() {
-            return;
-        }
-        match self.log.append_batch(values).await {
+        let Some(log) = self.log.as_ref().filter(|_| !values.is_empty()) else { return };
+        match log.append_batch(values).await {
             Ok(range) => self.acks = range,
             // The batch appended nothing: its failure comes before any later request's.
             Err(status) => self.failure = Some(status),

@@ -46,7 +46,7 @@ pub(super) fn create(dir: &Path, opener: &dyn FileOpener) -> Result<()> {
 
 /// Takes the data directory's exclusive lock, creating the `LOCK` file if needed. The lock is
 /// held until the returned file is closed or unlocked.
-pub(super) fn lock(dir: &Path) -> Result<File> {
+pub(crate) fn lock(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .read(true)

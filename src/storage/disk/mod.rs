@@ -48,7 +48,7 @@ macro_rules! internal_mod {
 
 mod commit;
 mod config;
-mod dir;
+pub(crate) mod dir;
 internal_mod!(fs);
 internal_mod!(
     #[allow(unsafe_code)]
@@ -684,5 +684,32 @@ mod tests {
         let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
         assert_eq!(log.append(Bytes::from_static(b"after")).unwrap(), 1);
         log.close().unwrap();
+    }
+}
+
+// TEMP-SHIM until the disk-groups branch lands.
+/// Shim.
+#[derive(Clone, Debug)]
+pub struct DiskGroup;
+impl DiskGroup {
+    /// Shim.
+    pub fn new(_max_open_segments: usize) -> Self {
+        Self
+    }
+}
+impl DiskLog {
+    /// Shim.
+    pub fn open_in(dir: impl AsRef<Path>, config: DiskConfig, _group: &DiskGroup) -> Result<Self> {
+        Self::open(dir, config)
+    }
+    /// Shim.
+    #[cfg(feature = "internals")]
+    pub fn open_in_with(
+        dir: impl AsRef<Path>,
+        config: DiskConfig,
+        _group: &DiskGroup,
+        opener: Arc<dyn FileOpener>,
+    ) -> Result<Self> {
+        Self::open_with(dir, config, opener)
     }
 }

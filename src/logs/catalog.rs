@@ -1,0 +1,76 @@
+//! [`Catalog`]: where the registry keeps its logs — a data directory ([`DataDir`](super::data_dir))
+//! or memory ([`MemoryCatalog`]). The registry decides what happens; a catalog only stores.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use super::Result;
+use super::name::DEFAULT_LOG;
+use super::settings::LogMeta;
+use crate::storage::{CommitLog, LogConfig, MemoryLog};
+
+/// A log a catalog opened.
+pub(crate) struct Opened {
+    pub(crate) name: String,
+    pub(crate) meta: LogMeta,
+    pub(crate) log: Arc<dyn CommitLog>,
+}
+
+/// Stores logs and their metadata. Calls block (file I/O) and are serialized by the registry.
+pub(crate) trait Catalog: Send + Sync + Debug {
+    /// Opens every stored log; `default` among them, created if it was missing.
+    fn open_all(&self) -> Result<Vec<Opened>>;
+    /// Stores a new log: once this returns, it survives a crash; if it fails, nothing of it is
+    /// left behind.
+    fn create(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>>;
+    /// Replaces a log's stored metadata, atomically.
+    fn save(&self, name: &str, meta: &LogMeta) -> Result<()>;
+    /// Removes a log that has been closed: once this returns, it is gone for good; a crash
+    /// before leaves it whole.
+    fn remove(&self, name: &str) -> Result<()>;
+    /// Opens a stored log again (after a removal that failed).
+    fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>>;
+}
+
+/// Logs kept in memory: nothing survives the process. The `default` log may be one given.
+pub(crate) struct MemoryCatalog {
+    config: LogConfig,
+    default: Mutex<Option<Arc<dyn CommitLog>>>,
+}
+
+impl std::fmt::Debug for MemoryCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCatalog").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl MemoryCatalog {
+    pub(crate) fn new(config: LogConfig, default: Option<Arc<dyn CommitLog>>) -> Self {
+        Self { config, default: Mutex::new(default) }
+    }
+}
+
+impl Catalog for MemoryCatalog {
+    fn open_all(&self) -> Result<Vec<Opened>> {
+        let given = self.default.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let log = given.unwrap_or_else(|| Arc::new(MemoryLog::new(self.config.clone())));
+        let meta = LogMeta::new(Default::default());
+        Ok(vec![Opened { name: DEFAULT_LOG.into(), meta, log }])
+    }
+
+    fn create(&self, _name: &str, _meta: &LogMeta) -> Result<Arc<dyn CommitLog>> {
+        Ok(Arc::new(MemoryLog::new(self.config.clone())))
+    }
+
+    fn save(&self, _name: &str, _meta: &LogMeta) -> Result<()> {
+        Ok(())
+    }
+
+    fn remove(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>> {
+        self.create(name, meta)
+    }
+}
