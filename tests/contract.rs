@@ -1,6 +1,7 @@
 //! The `CommitLog` contract (see the trait's doc in `src/storage/mod.rs`), checked against every
 //! implementation: the in-memory log, and the disk log with tiny segments (so that rolls happen)
-//! under each fsync policy. Each check is a plain function taking a factory; `contract_suite!`
+//! under each fsync policy, and a named log of a data directory's registry (tiny segments set by
+//! its `segment_bytes`). Each check is a plain function taking a factory; `contract_suite!`
 //! instantiates all of them for one factory.
 
 use std::collections::HashSet;
@@ -8,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use girok::logs::{LogSettings, Logs, LogsConfig};
 use girok::storage::{CommitLog, DiskConfig, DiskLog, Error, FsyncPolicy, LogConfig, MemoryLog};
 use tempfile::TempDir;
 
 /// A log under test and whatever must outlive it (the temp dir of a disk log).
 struct Subject {
     log: Arc<dyn CommitLog>,
+    /// The registry a named log belongs to: dropped before the directory.
+    _logs: Option<Logs>,
     _dir: Option<TempDir>,
 }
 
@@ -26,7 +30,7 @@ fn base_config() -> LogConfig {
 }
 
 fn memory(config: LogConfig) -> Subject {
-    Subject { log: Arc::new(MemoryLog::new(config)), _dir: None }
+    Subject { log: Arc::new(MemoryLog::new(config)), _logs: None, _dir: None }
 }
 
 fn disk(config: LogConfig, fsync: FsyncPolicy) -> Subject {
@@ -40,7 +44,25 @@ fn disk(config: LogConfig, fsync: FsyncPolicy) -> Subject {
         max_open_segments: 2,
     };
     let log = DiskLog::open(dir.path(), config).expect("open disk log");
-    Subject { log: Arc::new(log), _dir: Some(dir) }
+    Subject { log: Arc::new(log), _logs: None, _dir: Some(dir) }
+}
+
+/// A log named `orders` among others of a registry, its segments made tiny by its settings.
+fn named(config: LogConfig) -> Subject {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = DiskConfig {
+        log: config,
+        max_index_bytes: 8 * 12,
+        fsync: FsyncPolicy::Always,
+        max_open_segments: 2,
+        ..DiskConfig::default()
+    };
+    let logs = Logs::open(dir.path(), disk, LogsConfig::default()).expect("open registry");
+    logs.create("before", LogSettings::default()).expect("create a neighbour");
+    let settings = LogSettings { segment_bytes: Some(256), ..LogSettings::default() };
+    let log = Arc::clone(logs.create("orders", settings).expect("create orders").log());
+    logs.create("after", LogSettings::default()).expect("create a neighbour");
+    Subject { log, _logs: Some(logs), _dir: Some(dir) }
 }
 
 fn disk_never(config: LogConfig) -> Subject {
@@ -438,7 +460,7 @@ macro_rules! contract_suite {
 }
 
 contract_suite! {
-    implementations: [memory, disk_never, disk_always, disk_interval];
+    implementations: [memory, disk_never, disk_always, disk_interval, named];
     checks: [
         dense_offsets_from_zero,
         dense_offsets_from_initial_offset,

@@ -120,6 +120,18 @@ pub async fn start_server_with(log: Arc<dyn CommitLog>, config: ServerConfig) ->
     TestServer { addr, log, logs, shutdown: Some(tx), task: Some(task) }
 }
 
+/// Starts a server over the registry `logs` with `config`.
+pub async fn start_registry(logs: Arc<girok::logs::Logs>, config: ServerConfig) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let log = Arc::clone(logs.get(girok::logs::DEFAULT_LOG).expect("default log").log());
+    let task = tokio::spawn(server::run(listener, Arc::clone(&logs), config, async {
+        let _ = rx.await;
+    }));
+    TestServer { addr, log, logs, shutdown: Some(tx), task: Some(task) }
+}
+
 impl TestServer {
     /// The server's URL for clients.
     pub fn url(&self) -> String {
