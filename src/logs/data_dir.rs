@@ -217,17 +217,18 @@ impl Catalog for DataDir {
         dirs.write_file(&staged.join(META_FILE), &meta.to_json())?;
         dirs.sync_dir(&staged)?;
         dirs.rename(&staged, &dir)?;
-        dirs.sync_dir(&self.logs())?;
-        match self.open_log(name, meta) {
-            Ok(log) => Ok(log),
-            Err(err) => {
-                // Created but not openable (no descriptor free, say): take it back.
-                if let Err(undo) = self.remove(name) {
-                    tracing::error!(log = name, error = %undo, "cannot remove a log that failed to open");
-                }
-                Err(err)
+        let opened = dirs
+            .sync_dir(&self.logs())
+            .map_err(Error::from)
+            .and_then(|()| self.open_log(name, meta));
+        if opened.is_err() {
+            // In place but not durable, or not openable (no descriptor free, say): take it back,
+            // so that the failure the caller sees leaves nothing behind.
+            if let Err(undo) = self.remove(name) {
+                tracing::error!(log = name, error = %undo, "cannot take back a failed create");
             }
         }
+        opened
     }
 
     fn save(&self, name: &str, meta: &LogMeta) -> Result<()> {
@@ -243,8 +244,12 @@ impl Catalog for DataDir {
         let n = self.trashed.fetch_add(1, Ordering::Relaxed);
         let trashed = self.trash().join(format!("{name}.{n}"));
         self.dirs.rename(&self.log_dir(name), &trashed)?;
-        self.dirs.sync_dir(&self.logs())?;
-        // The log is gone; what is left is space, which the next open reclaims if this fails.
+        // The rename is the deletion: past it, the log is gone from this process whatever else
+        // fails. Until `logs/` is synced a power cut may bring it back, whole; what is left in
+        // the trash is space, which the next open reclaims.
+        if let Err(err) = self.dirs.sync_dir(&self.logs()) {
+            tracing::warn!(log = name, error = %err, "cannot sync logs/ after a delete");
+        }
         if let Err(err) = self.dirs.remove_dir_all(&trashed) {
             tracing::warn!(log = name, error = %err, "cannot remove a deleted log's files");
         }
