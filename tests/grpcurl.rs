@@ -65,7 +65,17 @@ fn grpcurl_walkthrough_against_the_real_binary() {
         assert!(services.contains(service), "{service} missing from:\n{services}");
     }
     let described = ok(grpcurl(&["-plaintext", a, "describe", "log.v1.Log"], None));
-    for rpc in ["Produce", "Consume", "ConsumeStream", "ProduceStream", "Offsets"] {
+    for rpc in [
+        "Produce",
+        "Consume",
+        "ConsumeStream",
+        "ProduceStream",
+        "Offsets",
+        "CreateLog",
+        "DeleteLog",
+        "ListLogs",
+        "UpdateLog",
+    ] {
         assert!(described.contains(&format!("rpc {rpc} ")), "{rpc} missing:\n{described}");
     }
     let health = ok(grpcurl(&["-plaintext", a, "grpc.health.v1.Health/Check"], None));
@@ -112,7 +122,90 @@ fn grpcurl_walkthrough_against_the_real_binary() {
         assert!(error.contains(needle), "{needle} missing from:\n{error}");
     }
 
+    named_logs_walkthrough(a);
+
     // SIGTERM: drain, close the log, exit 0.
     let status = server.terminate();
     assert!(status.success(), "girok-server exited with {status}");
+}
+
+/// The README's named-logs walk-through: create, produce, list, update, delete.
+fn named_logs_walkthrough(a: &str) {
+    let created = ok(grpcurl(
+        &[
+            "-plaintext",
+            "-d",
+            r#"{"name":"orders","settings":{"retentionBytes":"1073741824"}}"#,
+            a,
+            "log.v1.Log/CreateLog",
+        ],
+        None,
+    ));
+    assert!(created.contains(r#""name": "orders""#), "{created}");
+    assert!(created.contains(r#""retentionBytes": "1073741824""#), "{created}");
+    assert!(!created.contains("retentionMs"), "absent settings stay absent: {created}");
+
+    let again =
+        grpcurl(&["-plaintext", "-d", r#"{"name":"orders"}"#, a, "log.v1.Log/CreateLog"], None);
+    let error = String::from_utf8_lossy(&again.stderr);
+    assert!(error.contains("Code: AlreadyExists") && error.contains("LOG_EXISTS"), "{error}");
+
+    let produced = ok(grpcurl(
+        &[
+            "-plaintext",
+            "-d",
+            r#"{"log":"orders","record":{"value":"aGVsbG8="}}"#,
+            a,
+            "log.v1.Log/Produce",
+        ],
+        None,
+    ));
+    assert!(!produced.contains("offset"), "orders starts at 0: {produced}");
+    // A produce to a log nobody created creates it (--auto-create-logs is on by default).
+    ok(grpcurl(
+        &[
+            "-plaintext",
+            "-d",
+            r#"{"log":"payments","record":{"value":"YQ=="}}"#,
+            a,
+            "log.v1.Log/Produce",
+        ],
+        None,
+    ));
+
+    let listed = ok(grpcurl(&["-plaintext", a, "log.v1.Log/ListLogs"], None));
+    let at = |name: &str| listed.find(&format!(r#""name": "{name}""#)).expect(name);
+    assert!(at("default") < at("orders") && at("orders") < at("payments"), "{listed}");
+
+    let updated = ok(grpcurl(
+        &[
+            "-plaintext",
+            "-d",
+            r#"{"name":"orders","settings":{"retentionMs":"604800000"}}"#,
+            a,
+            "log.v1.Log/UpdateLog",
+        ],
+        None,
+    ));
+    assert!(updated.contains(r#""retentionBytes": "1073741824""#), "kept: {updated}");
+    assert!(updated.contains(r#""retentionMs": "604800000""#), "{updated}");
+
+    ok(grpcurl(&["-plaintext", "-d", r#"{"name":"payments"}"#, a, "log.v1.Log/DeleteLog"], None));
+    let gone =
+        grpcurl(&["-plaintext", "-d", r#"{"log":"payments"}"#, a, "log.v1.Log/Offsets"], None);
+    let error = String::from_utf8_lossy(&gone.stderr);
+    assert!(error.contains("Code: NotFound") && error.contains("LOG_NOT_FOUND"), "{error}");
+
+    let default =
+        grpcurl(&["-plaintext", "-d", r#"{"name":"default"}"#, a, "log.v1.Log/DeleteLog"], None);
+    let error = String::from_utf8_lossy(&default.stderr);
+    assert!(error.contains("Code: FailedPrecondition") && error.contains("DEFAULT_LOG"), "{error}");
+
+    let bad =
+        grpcurl(&["-plaintext", "-d", r#"{"log":"no/slash"}"#, a, "log.v1.Log/Offsets"], None);
+    let error = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        error.contains("Code: InvalidArgument") && error.contains("google.rpc.BadRequest"),
+        "{error}"
+    );
 }

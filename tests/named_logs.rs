@@ -444,3 +444,30 @@ async fn a_restart_keeps_every_log_with_its_settings() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_binary_takes_its_log_flags() {
+    // `--auto-create-logs=false` and `--max-logs` reach the registry of the shipped server.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = common::binary::server_command(dir.path(), &[]);
+    command.args(["--auto-create-logs=false", "--max-logs", "2"]);
+    let server = common::binary::spawn(command, std::process::Stdio::null());
+    let mut client = LogClient::connect(server.url()).await.expect("connect");
+    bounded("flags", async {
+        assert_log_not_found(&client.produce(produce("fresh", "v")).await.unwrap_err(), "fresh");
+        create(&mut client, "one").await.unwrap();
+        let over = create(&mut client, "two").await.unwrap_err();
+        assert_eq!(reason(&over, "limit"), ("LOG_LIMIT".into(), Some("2".into())));
+    })
+    .await;
+    let env = [("GIROK_AUTO_CREATE_LOGS", "true")];
+    drop(server);
+    let server = common::binary::spawn_server(dir.path(), &env);
+    let mut client = LogClient::connect(server.url()).await.expect("connect");
+    bounded("env", async {
+        client.produce(produce("fresh", "v")).await.unwrap();
+        let names: Vec<String> = list(&mut client).await.into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["default", "fresh", "one"], "kept across the restart");
+    })
+    .await;
+}
