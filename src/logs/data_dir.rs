@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::catalog::{Catalog, Opened};
 use super::fs::DirOps;
 use super::name::{DEFAULT_LOG, validate};
+use super::parallel::{OPEN_THREADS, parallel_map};
 use super::settings::LogMeta;
 use super::{Error, Result};
 use crate::storage::disk::dir::{self as segment_files, index_path, store_path};
@@ -32,8 +33,6 @@ use crate::storage::{self, CommitLog, DiskConfig, DiskGroup, DiskLog};
 
 /// The metadata file in each log's directory.
 const META_FILE: &str = "log.json";
-/// Logs opened at once when a server starts (opening is mostly waiting on syncs).
-const OPEN_THREADS: usize = 8;
 
 /// A data directory of named logs.
 #[derive(Debug)]
@@ -283,26 +282,4 @@ fn create_dir_durably(dir: &Path, dirs: &dyn DirOps) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `f` over `items` on up to `threads` threads, results in the order of `items`.
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    if items.len() <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads.max(1));
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| worker.join().expect("a log-opening thread panicked"))
-            .collect()
-    })
 }

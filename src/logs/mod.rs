@@ -9,6 +9,7 @@
 //! | `catalog.rs` | where logs are kept: the seam between the registry and its storage |
 //! | `data_dir.rs` | the data directory: one directory per log, crash-atomic create and delete |
 //! | `fs.rs` | the directory seam a test replaces to crash at any step |
+//! | `parallel.rs` | opening and closing many logs on a few threads |
 //! | `error.rs` | the registry's [`Error`] |
 //!
 //! # Concurrency
@@ -32,6 +33,7 @@ pub mod fs;
 #[allow(unreachable_pub)]
 mod fs;
 pub mod name;
+mod parallel;
 mod settings;
 
 use std::collections::BTreeMap;
@@ -325,17 +327,16 @@ impl Logs {
         self.read_map().values().cloned().collect()
     }
 
-    /// Closes every log (syncing it). The registry refuses appends from then on.
+    /// Closes every log (syncing it), a few at a time. Appends fail from then on.
     pub fn close(&self) -> Result<()> {
         let _admin = self.admin();
-        let mut first = None;
-        for entry in self.list() {
-            if let Err(err) = entry.log.close() {
+        let entries = self.list();
+        let closed = parallel::parallel_map(&entries, parallel::OPEN_THREADS, |entry| {
+            entry.log.close().inspect_err(|err| {
                 tracing::error!(log = entry.name(), error = %err, "closing a log failed");
-                first.get_or_insert(err);
-            }
-        }
-        first.map_or(Ok(()), |err| Err(err.into()))
+            })
+        });
+        closed.into_iter().find_map(|outcome| outcome.err()).map_or(Ok(()), |err| Err(err.into()))
     }
 
     fn lookup(&self, name: &str) -> Option<Arc<LogEntry>> {
