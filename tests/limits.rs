@@ -76,7 +76,10 @@ async fn idle_connections_cannot_take_the_descriptors_segment_rolls_need() {
 fn a_startup_error_names_the_file_at_fault() {
     // A store that cannot be opened stops the server with a message naming its path.
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join(format!("{:020}.store", 0));
+    let log = dir.path().join("logs/default");
+    std::fs::create_dir_all(&log).unwrap();
+    std::fs::write(log.join("log.json"), r#"{"created_ms": 1}"#).unwrap();
+    let bad = log.join(format!("{:020}.store", 0));
     std::fs::create_dir(&bad).unwrap();
     let child = server_command(dir.path(), &[])
         .stdout(Stdio::null())

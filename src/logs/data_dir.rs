@@ -33,6 +33,8 @@ use crate::storage::{self, CommitLog, DiskConfig, DiskGroup, DiskLog};
 
 /// The metadata file in each log's directory.
 const META_FILE: &str = "log.json";
+/// A new `log.json`, written in full and synced before it is renamed over the old one.
+const NEXT_META_FILE: &str = "log.json.next";
 
 /// A data directory of named logs.
 #[derive(Debug)]
@@ -142,7 +144,11 @@ impl DataDir {
         }
         let meta = migrating.join(META_FILE);
         if !meta.exists() {
-            dirs.write_file(&meta, &LogMeta::new(Default::default()).to_json())?;
+            // Written aside and renamed, so that a crash (or a full disk) mid-write cannot leave
+            // a torn `log.json` that a later open would take as finished.
+            let next = migrating.join(NEXT_META_FILE);
+            dirs.write_file(&next, &LogMeta::new(Default::default()).to_json())?;
+            dirs.rename(&next, &meta)?;
         }
         let moved = stores.len() + indexes.len();
         let files = stores
@@ -232,7 +238,7 @@ impl Catalog for DataDir {
 
     fn save(&self, name: &str, meta: &LogMeta) -> Result<()> {
         let dir = self.log_dir(name);
-        let (next, path) = (dir.join("log.json.next"), dir.join(META_FILE));
+        let (next, path) = (dir.join(NEXT_META_FILE), dir.join(META_FILE));
         self.dirs.write_file(&next, &meta.to_json())?;
         self.dirs.rename(&next, &path)?;
         self.dirs.sync_dir(&dir)?;
