@@ -1,8 +1,8 @@
 //! girok (기록, "record"): a durable, segmented commit log served over gRPC.
 //!
-//! Producers append records to an ordered log and get back dense offsets; consumers read them by
-//! offset or tail the log live. The storage engine is synchronous, knows nothing of gRPC, and can
-//! be embedded on its own.
+//! A server holds many named logs. Producers append records to a log and get back dense offsets;
+//! consumers read them by offset or tail the log live. The storage engine is synchronous, knows
+//! nothing of gRPC, and can be embedded on its own, one log or a registry of named ones.
 //!
 //! # Embedding the log
 //!
@@ -22,8 +22,9 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: the binaries → [`server`] and [`client`] → [`api`] and
-//! [`storage`]. Storage imports nothing else of the crate; the client never imports the server.
+//! Dependencies point one way: the binaries → [`server`] and [`client`] → [`api`], [`logs`] →
+//! [`storage`]. Storage imports nothing else of the crate, the registry nothing but storage; the
+//! client never imports the server.
 //!
 //! - [`storage`]: the storage layer: bytes, offsets and its own [`storage::Error`].
 //!   [`storage::CommitLog`] is the contract every log keeps; [`storage::MemoryLog`] keeps it in
@@ -37,11 +38,18 @@
 //!     frames), `index` (the memory-mapped index: the only `unsafe` in the crate), `scan` (the
 //!     forward frame scan that tells a torn tail from damage in the middle), `fs` (the file seam
 //!     a test backend replaces) and `verify` (the offline check behind `girok verify`).
+//! - [`logs`]: named logs. [`logs::Logs`] is the registry of a server's logs: finding, creating
+//!   (also on first produce), updating and deleting them; `name` (the naming rules and
+//!   `default`), `settings` ([`logs::LogSettings`] and what is stored with a log), `catalog`
+//!   (where logs are kept: a data directory or memory), `data_dir` (one directory per log, with
+//!   crash-atomic create and delete, and the single-log layout moved into `logs/default/`), `fs`
+//!   (the directory seam a test replaces) and `parallel` (opening and closing many logs).
 //! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`, and
 //!   [`api::errors`], the error-detail vocabulary server and client share.
-//! - [`server`]: [`server::run`] serves the `Log` service with health, reflection, explicit HTTP/2
-//!   limits and graceful shutdown; `router` puts the services together, `rpc` holds the RPCs,
-//!   `handle` is the one async door to storage, `wire` converts messages, `status` maps errors,
+//! - [`server`]: [`server::run`] serves the `Log` service over a registry with health,
+//!   reflection, explicit HTTP/2 limits and graceful shutdown; `router` puts the services
+//!   together, `rpc` holds the RPCs (`admin` those of named logs), `handle` is the one async door
+//!   to the registry and storage, `wire` converts messages, `status` maps errors,
 //!   `drain` signals shutdown, and [`server::ServerConfig`] holds every limit.
 //! - [`client`]: a small typed client over the generated one, decoding error details.
 //! - [`units`]: sizes (`128MiB`) and durations (`100ms`, `7d`) for flags and environment.
@@ -51,7 +59,8 @@
 //! # Features
 //!
 //! `internals` makes the test seams public (the file seam, `DiskLog::open_with`, the store and
-//! index modules) for the crate's own tests, benches and fuzz targets. A normal build has none.
+//! index modules, the registry's directory seam and `Logs::open_with`) for the crate's own tests,
+//! benches and fuzz targets. A normal build has none.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
