@@ -32,10 +32,10 @@ pub(crate) trait Catalog: Send + Sync + Debug {
     fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>>;
 }
 
-/// Logs kept in memory: nothing survives the process. The `default` log may be one given.
+/// Logs kept in memory: nothing survives the process. One log may be given, under a name.
 pub(crate) struct MemoryCatalog {
     config: LogConfig,
-    default: Mutex<Option<Arc<dyn CommitLog>>>,
+    given: Mutex<Option<(String, Arc<dyn CommitLog>)>>,
 }
 
 impl std::fmt::Debug for MemoryCatalog {
@@ -45,21 +45,30 @@ impl std::fmt::Debug for MemoryCatalog {
 }
 
 impl MemoryCatalog {
-    pub(crate) fn new(config: LogConfig, default: Option<Arc<dyn CommitLog>>) -> Self {
-        Self { config, default: Mutex::new(default) }
+    pub(crate) fn new(config: LogConfig, given: Option<(String, Arc<dyn CommitLog>)>) -> Self {
+        Self { config, given: Mutex::new(given) }
+    }
+
+    fn new_log(&self) -> Arc<dyn CommitLog> {
+        Arc::new(MemoryLog::new(self.config.clone()))
     }
 }
 
 impl Catalog for MemoryCatalog {
     fn open_all(&self) -> Result<Vec<Opened>> {
-        let given = self.default.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let log = given.unwrap_or_else(|| Arc::new(MemoryLog::new(self.config.clone())));
         let meta = LogMeta::new(Default::default());
-        Ok(vec![Opened { name: DEFAULT_LOG.into(), meta, log }])
+        let mut opened = Vec::new();
+        if let Some((name, log)) = self.given.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            opened.push(Opened { name, meta, log });
+        }
+        if !opened.iter().any(|o| o.name == DEFAULT_LOG) {
+            opened.push(Opened { name: DEFAULT_LOG.into(), meta, log: self.new_log() });
+        }
+        Ok(opened)
     }
 
     fn create(&self, _name: &str, _meta: &LogMeta) -> Result<Arc<dyn CommitLog>> {
-        Ok(Arc::new(MemoryLog::new(self.config.clone())))
+        Ok(self.new_log())
     }
 
     fn save(&self, _name: &str, _meta: &LogMeta) -> Result<()> {

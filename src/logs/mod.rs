@@ -187,9 +187,16 @@ impl Logs {
     /// A registry serving `log` as `default`; logs created later live in memory with the same
     /// record limit. For embedding one log, and for tests.
     pub fn serving(log: Arc<dyn CommitLog>, config: LogsConfig) -> Self {
+        Self::serving_as(DEFAULT_LOG, log, config)
+    }
+
+    /// A registry serving `log` under `name` (which must be valid), beside an empty `default`
+    /// unless `name` is `default`; logs created later live in memory with the same record limit.
+    pub fn serving_as(name: &str, log: Arc<dyn CommitLog>, config: LogsConfig) -> Self {
+        assert!(name::validate(name).is_ok(), "invalid log name {name:?}");
         let max_record_bytes = log.max_record_bytes();
         let rules = LogConfig { max_record_bytes, ..LogConfig::default() };
-        let catalog = MemoryCatalog::new(rules, Some(log));
+        let catalog = MemoryCatalog::new(rules, Some((name.to_string(), log)));
         Self::with_catalog(Box::new(catalog), config, max_record_bytes)
             .expect("memory logs always open")
     }
