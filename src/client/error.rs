@@ -1,6 +1,7 @@
 //! [`ClientError`]: what a call fails with. The statuses a caller is expected to act on are
-//! decoded from the status's `ErrorInfo` into variants carrying its metadata; every other status
-//! is passed through as is.
+//! decoded from the status's `ErrorInfo` into variants carrying its metadata: an offset out of
+//! range, a corrupt record, a log that does not exist or already does. Every other status, and
+//! one of those without the metadata, is passed through as is.
 
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -28,6 +29,18 @@ pub enum ClientError {
         /// The damaged record's offset.
         offset: u64,
     },
+    /// `NOT_FOUND`: the log named `log` does not exist, or was deleted while a stream used it.
+    #[error("log {log:?} does not exist")]
+    LogNotFound {
+        /// The log's name.
+        log: String,
+    },
+    /// `ALREADY_EXISTS`: a log named `log` exists already.
+    #[error("log {log:?} already exists")]
+    LogExists {
+        /// The log's name.
+        log: String,
+    },
     /// Any other status (boxed: a `Status` is large).
     #[error("{}: {}", .0.code(), .0.message())]
     Status(Box<Status>),
@@ -42,6 +55,8 @@ impl ClientError {
         match self {
             Self::OffsetOutOfRange { .. } => Some(Code::OutOfRange),
             Self::RecordCorrupt { .. } => Some(Code::DataLoss),
+            Self::LogNotFound { .. } => Some(Code::NotFound),
+            Self::LogExists { .. } => Some(Code::AlreadyExists),
             Self::Status(status) => Some(status.code()),
             Self::Connect(_) => None,
         }
@@ -53,6 +68,7 @@ impl From<Status> for ClientError {
         let details = status.get_error_details();
         let info = details.error_info();
         let field = |name: &str| info.and_then(|i| i.metadata.get(name)?.parse::<u64>().ok());
+        let log = || info.and_then(|i| i.metadata.get(key::LOG)).cloned();
         match (status.code(), info.map(|i| i.reason.as_str())) {
             (Code::OutOfRange, Some(reason::OFFSET_OUT_OF_RANGE)) => {
                 match (field(key::OFFSET), field(key::LOWEST_OFFSET), field(key::NEXT_OFFSET)) {
@@ -64,6 +80,14 @@ impl From<Status> for ClientError {
             }
             (Code::DataLoss, Some(reason::RECORD_CORRUPT)) => match field(key::OFFSET) {
                 Some(offset) => Self::RecordCorrupt { offset },
+                None => Self::Status(Box::new(status)),
+            },
+            (Code::NotFound, Some(reason::LOG_NOT_FOUND)) => match log() {
+                Some(log) => Self::LogNotFound { log },
+                None => Self::Status(Box::new(status)),
+            },
+            (Code::AlreadyExists, Some(reason::LOG_EXISTS)) => match log() {
+                Some(log) => Self::LogExists { log },
                 None => Self::Status(Box::new(status)),
             },
             _ => Self::Status(Box::new(status)),
