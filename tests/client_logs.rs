@@ -6,10 +6,33 @@ mod common;
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+use common::binary::{ServerProcess, spawn_server};
+use common::bounded;
 use girok::api::errors::{DOMAIN, key, reason};
-use girok::client::ClientError;
+use girok::client::{Client, ClientError, DEFAULT_LOG};
+use tempfile::TempDir;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// A `girok-server` on a data directory of its own; killed before the directory goes.
+struct Served {
+    server: ServerProcess,
+    _data: TempDir,
+}
+
+impl Served {
+    /// Starts one (blocking briefly while it starts).
+    fn start() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let server = tokio::task::block_in_place(|| spawn_server(data.path(), &[]));
+        Self { server, _data: data }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(self.server.url()).await.expect("connect")
+    }
+}
 
 /// A status as the server sends it: `code` with an `ErrorInfo` of `reason` and `metadata`.
 fn status(code: Code, reason: &str, metadata: &[(&str, &str)]) -> Status {
@@ -53,4 +76,48 @@ fn log_statuses_without_their_metadata_or_of_other_reasons_pass_through() {
         assert!(matches!(&err, ClientError::Status(s) if s.code() == code), "{err:?}");
         assert_eq!(err.code(), Some(code));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_named_log_keeps_its_own_records_and_offsets() {
+    // Records produced through `client.log(name)`, one by one or streamed, land in that log
+    // only: each log counts its offsets from 0, reads and tails see only its records, and the
+    // client's own calls are the `default` log.
+    let served = Served::start();
+    bounded("named logs", async {
+        let mut client = served.client().await;
+        let mut orders = client.log("orders");
+        let mut audit = client.log("audit");
+        assert_eq!(orders.name(), "orders");
+
+        assert_eq!(orders.produce("o0").await.unwrap(), 0);
+        assert_eq!(orders.produce("o1").await.unwrap(), 1);
+        assert_eq!(client.produce("d0").await.unwrap(), 0);
+        let values = ["a0", "a1", "a2"].map(Bytes::from);
+        let mut acks = audit.produce_stream(tokio_stream::iter(values)).await.unwrap();
+        for offset in 0..3 {
+            assert_eq!(acks.next().await.unwrap(), Some(offset));
+        }
+        assert_eq!(acks.next().await.unwrap(), None);
+
+        assert_eq!(orders.offsets().await.unwrap(), 0..2);
+        assert_eq!(audit.offsets().await.unwrap(), 0..3);
+        assert_eq!(client.offsets().await.unwrap(), 0..1);
+        assert_eq!(client.log(DEFAULT_LOG).offsets().await.unwrap(), 0..1);
+        assert_eq!(orders.consume(1).await.unwrap().value, "o1");
+        assert_eq!(audit.consume(2).await.unwrap().value, "a2");
+        assert_eq!(client.consume(0).await.unwrap().value, "d0");
+        let past = orders.consume(2).await.unwrap_err();
+        assert!(matches!(past, ClientError::OffsetOutOfRange { next_offset: 2, .. }), "{past:?}");
+
+        let mut tail = orders.consume_stream(0).await.unwrap();
+        assert_eq!(tail.next().await.unwrap().map(|r| r.value), Some("o0".into()));
+        assert_eq!(tail.next().await.unwrap().map(|r| r.value), Some("o1".into()));
+        client.produce("d1").await.unwrap();
+        audit.produce("a3").await.unwrap();
+        assert_eq!(orders.produce("o2").await.unwrap(), 2);
+        let record = tail.next().await.unwrap().expect("a live record");
+        assert_eq!((record.offset, record.value), (2, Bytes::from_static(b"o2")));
+    })
+    .await;
 }

@@ -1,35 +1,43 @@
-//! [`Client`]: a small typed wrapper over the generated [`LogClient`].
+//! [`Client`]: a small typed wrapper over the generated [`LogClient`]. A server holds many named
+//! logs; [`Client::log`] answers a [`NamedLog`] whose calls go to one of them, and the data calls
+//! on [`Client`] itself go to [`DEFAULT_LOG`].
 //!
-//! - `mod.rs`: [`Client`], the connection and its calls.
-//! - `error`: [`ClientError`], decoding the statuses a caller is expected to act on —
-//!   `OUT_OF_RANGE` and `DATA_LOSS` — from the status's `ErrorInfo`; every other status is passed
-//!   through as is.
+//! - `mod.rs`: [`Client`], the connection.
+//! - `named`: [`NamedLog`], the data calls (produce, consume, offsets and the two streams) on one
+//!   log.
+//! - `error`: [`ClientError`], decoding the statuses a caller is expected to act on (an offset
+//!   out of range, a corrupt record, a missing or taken log) from the status's `ErrorInfo`; every
+//!   other status is passed through as is.
 //! - `streams`: [`Acks`] and [`Records`], the answers of the two streaming calls.
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
 pub use crate::api::v1::log_client::LogClient;
-use crate::api::v1::{self, ConsumeRequest, OffsetsRequest, ProduceRequest};
 use crate::storage::Record;
 
 mod error;
+mod named;
 mod streams;
 
 pub use error::{ClientError, Result};
+pub use named::{DEFAULT_LOG, NamedLog};
 pub use streams::{Acks, Records};
 
 /// The largest message the client decodes: well above any server's record limit.
 const MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// A connection to a girok server. Cheap to clone; clones share the HTTP/2 connection.
+///
+/// Its data calls go to [`DEFAULT_LOG`]; [`Client::log`] reaches any other log.
 #[derive(Clone, Debug)]
 pub struct Client {
-    inner: LogClient<Channel>,
+    /// The handle the data calls go through; it names no log, which the wire reads as
+    /// [`DEFAULT_LOG`] (and a server from before named logs as its only log).
+    default: NamedLog,
 }
 
 impl Client {
@@ -41,60 +49,49 @@ impl Client {
 
     /// A client over an existing channel.
     pub fn new(channel: Channel) -> Self {
-        Self { inner: LogClient::new(channel).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE) }
+        let inner = LogClient::new(channel).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        Self { default: NamedLog::new(inner, String::new()) }
     }
 
     /// The generated client, for calls this wrapper does not cover.
     pub fn inner(&mut self) -> &mut LogClient<Channel> {
-        &mut self.inner
+        &mut self.default.inner
     }
 
-    /// Appends one record and returns its offset.
+    /// A handle on the log `name`, sharing this client's connection. Nothing is sent: a name
+    /// that is invalid or unknown fails the handle's calls. `client.log(DEFAULT_LOG)` reaches the
+    /// same log as the client's own calls.
+    pub fn log(&self, name: impl Into<String>) -> NamedLog {
+        NamedLog::new(self.default.inner.clone(), name.into())
+    }
+
+    /// Appends one record to [`DEFAULT_LOG`] and returns its offset.
     pub async fn produce(&mut self, value: impl Into<Bytes>) -> Result<u64> {
-        let request = produce_request(value.into());
-        Ok(self.inner.produce(request).await?.into_inner().offset)
+        self.default.produce(value).await
     }
 
-    /// Reads the record at `offset`.
+    /// Reads the record at `offset` of [`DEFAULT_LOG`].
     pub async fn consume(&mut self, offset: u64) -> Result<Record> {
-        let response =
-            self.inner.consume(ConsumeRequest { offset, ..Default::default() }).await?.into_inner();
-        let record =
-            response.record.ok_or_else(|| Status::internal("the server sent no record"))?;
-        Ok(record.into())
+        self.default.consume(offset).await
     }
 
-    /// The committed range `[lowest_offset, next_offset)`.
+    /// The committed range `[lowest_offset, next_offset)` of [`DEFAULT_LOG`].
     pub async fn offsets(&mut self) -> Result<Range<u64>> {
-        let response = self.inner.offsets(OffsetsRequest::default()).await?.into_inner();
-        Ok(response.lowest_offset..response.next_offset)
+        self.default.offsets().await
     }
 
-    /// Streams `values` to the server; the returned [`Acks`] yields each record's offset in
+    /// Streams `values` to [`DEFAULT_LOG`]; the returned [`Acks`] yields each record's offset in
     /// order. Ending `values` half-closes the stream.
     pub async fn produce_stream<S>(&mut self, values: S) -> Result<Acks>
     where
         S: Stream<Item = Bytes> + Send + 'static,
     {
-        use futures_util::StreamExt;
-        let requests = values.map(produce_request);
-        Ok(Acks(self.inner.produce_stream(requests).await?.into_inner()))
+        self.default.produce_stream(values).await
     }
 
-    /// Tails the log from `offset`: replay, then live records, until the server ends the stream.
+    /// Tails [`DEFAULT_LOG`] from `offset`: replay, then live records, until the server ends the
+    /// stream.
     pub async fn consume_stream(&mut self, offset: u64) -> Result<Records> {
-        Ok(Records(
-            self.inner
-                .consume_stream(ConsumeRequest { offset, ..Default::default() })
-                .await?
-                .into_inner(),
-        ))
-    }
-}
-
-fn produce_request(value: Bytes) -> ProduceRequest {
-    ProduceRequest {
-        record: Some(v1::Record { value, ..v1::Record::default() }),
-        ..Default::default()
+        self.default.consume_stream(offset).await
     }
 }
