@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::binary::{ServerProcess, spawn_server};
 use common::bounded;
 use girok::api::errors::{DOMAIN, key, reason};
-use girok::client::{Client, ClientError, DEFAULT_LOG};
+use girok::client::{Client, ClientError, DEFAULT_LOG, LogInfo, LogSettings};
 use tempfile::TempDir;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -118,6 +118,108 @@ async fn each_named_log_keeps_its_own_records_and_offsets() {
         assert_eq!(orders.produce("o2").await.unwrap(), 2);
         let record = tail.next().await.unwrap().expect("a live record");
         assert_eq!((record.offset, record.value), (2, Bytes::from_static(b"o2")));
+    })
+    .await;
+}
+
+/// The names `logs` lists, in its order.
+fn names(logs: &[LogInfo]) -> Vec<&str> {
+    logs.iter().map(|log| log.name.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_created_listed_updated_and_deleted() {
+    // A created log answers its name, an empty range and the settings given (the rest absent);
+    // the list holds it in name order with its records counted; an update replaces only the
+    // settings it carries; a deleted log leaves the list and takes its records with it.
+    let served = Served::start();
+    bounded("admin round trip", async {
+        let mut client = served.client().await;
+        client.produce("d0").await.unwrap();
+        let settings = LogSettings {
+            retention_bytes: Some(1 << 30),
+            retention_ms: None,
+            segment_bytes: Some(1 << 20),
+        };
+        let created = client.create_log("orders", settings).await.unwrap();
+        assert_eq!(created.name, "orders");
+        assert_eq!((created.lowest_offset, created.next_offset), (0, 0));
+        assert_eq!(created.settings, Some(settings));
+        assert!(created.created_ms > 0);
+
+        client.log("orders").produce("o0").await.unwrap();
+        let listed = client.list_logs().await.unwrap();
+        assert_eq!(names(&listed), [DEFAULT_LOG, "orders"]);
+        let orders = &listed[1];
+        assert_eq!((orders.lowest_offset, orders.next_offset), (0, 1));
+        assert!(orders.size_bytes > 0, "{orders:?}");
+        assert_eq!(orders.created_ms, created.created_ms);
+
+        let change = LogSettings {
+            retention_bytes: Some(0),
+            retention_ms: Some(7 * 86_400_000),
+            segment_bytes: None,
+        };
+        let updated = client.update_log("orders", change).await.unwrap();
+        let expected = LogSettings { segment_bytes: Some(1 << 20), ..change };
+        assert_eq!(updated.settings, Some(expected));
+        assert_eq!(updated.next_offset, 1);
+        assert_eq!(client.list_logs().await.unwrap()[1].settings, Some(expected));
+
+        client.delete_log("orders").await.unwrap();
+        assert_eq!(names(&client.list_logs().await.unwrap()), [DEFAULT_LOG]);
+        let gone = client.log("orders").offsets().await.unwrap_err();
+        assert!(matches!(&gone, ClientError::LogNotFound { log } if log == "orders"), "{gone:?}");
+        assert_eq!(client.offsets().await.unwrap(), 0..1, "the default log is untouched");
+    })
+    .await;
+}
+
+/// Whether `err` is `LogNotFound` for `name`.
+fn not_found(err: &ClientError, name: &str) -> bool {
+    matches!(err, ClientError::LogNotFound { log } if log == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_taken_logs_fail_with_typed_errors() {
+    // Every call on a log that does not exist fails with LogNotFound naming it, a tail included,
+    // also when its log is deleted under it; creating a taken name fails with LogExists; the
+    // default log cannot be deleted and a bad name is refused, both as plain statuses.
+    let served = Served::start();
+    bounded("typed errors", async {
+        let mut client = served.client().await;
+        let mut ghost = client.log("ghost");
+        let err = ghost.consume(0).await.unwrap_err();
+        assert!(not_found(&err, "ghost"), "consume: {err:?}");
+        assert_eq!(err.code(), Some(Code::NotFound));
+        let err = ghost.offsets().await.unwrap_err();
+        assert!(not_found(&err, "ghost"), "offsets: {err:?}");
+        let err = match ghost.consume_stream(0).await {
+            Err(err) => err,
+            Ok(mut records) => records.next().await.unwrap_err(),
+        };
+        assert!(not_found(&err, "ghost"), "consume_stream: {err:?}");
+        let err = client.update_log("ghost", LogSettings::default()).await.unwrap_err();
+        assert!(not_found(&err, "ghost"), "update_log: {err:?}");
+        let err = client.delete_log("ghost").await.unwrap_err();
+        assert!(not_found(&err, "ghost"), "delete_log: {err:?}");
+
+        client.create_log("orders", LogSettings::default()).await.unwrap();
+        let err = client.create_log("orders", LogSettings::default()).await.unwrap_err();
+        assert!(matches!(&err, ClientError::LogExists { log } if log == "orders"), "{err:?}");
+        assert_eq!(err.code(), Some(Code::AlreadyExists));
+
+        let mut tail = client.log("orders").consume_stream(0).await.unwrap();
+        client.delete_log("orders").await.unwrap();
+        let err = tail.next().await.unwrap_err();
+        assert!(not_found(&err, "orders"), "a tail of a deleted log: {err:?}");
+
+        let err = client.delete_log(DEFAULT_LOG).await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err:?}");
+        for bad in ["", "..", "a/b", &"x".repeat(201)] {
+            let err = client.create_log(bad, LogSettings::default()).await.unwrap_err();
+            assert_eq!(err.code(), Some(Code::InvalidArgument), "{bad:?}: {err:?}");
+        }
     })
     .await;
 }

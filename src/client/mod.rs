@@ -3,6 +3,8 @@
 //! on [`Client`] itself go to [`DEFAULT_LOG`].
 //!
 //! - `mod.rs`: [`Client`], the connection.
+//! - `admin`: the admin calls on [`Client`]: [`Client::create_log`], [`Client::update_log`],
+//!   [`Client::delete_log`] and [`Client::list_logs`], answering the generated [`LogInfo`].
 //! - `named`: [`NamedLog`], the data calls (produce, consume, offsets and the two streams) on one
 //!   log.
 //! - `error`: [`ClientError`], decoding the statuses a caller is expected to act on (an offset
@@ -17,8 +19,10 @@ use futures_util::Stream;
 use tonic::transport::{Channel, Endpoint};
 
 pub use crate::api::v1::log_client::LogClient;
+pub use crate::api::v1::{LogInfo, LogSettings};
 use crate::storage::Record;
 
+mod admin;
 mod error;
 mod named;
 mod streams;
@@ -32,7 +36,8 @@ const MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// A connection to a girok server. Cheap to clone; clones share the HTTP/2 connection.
 ///
-/// Its data calls go to [`DEFAULT_LOG`]; [`Client::log`] reaches any other log.
+/// Its data calls go to [`DEFAULT_LOG`]; [`Client::log`] reaches any other log, and the admin
+/// calls create, change, delete and list them.
 #[derive(Clone, Debug)]
 pub struct Client {
     /// The handle the data calls go through; it names no log, which the wire reads as
