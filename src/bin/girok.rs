@@ -5,15 +5,17 @@
 //! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin) is
 //! bounded only until it opens: after that it may idle or flow for as long as it likes.
 
-use std::io::{self, BufRead};
+use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use girok::client::{Client, ClientError};
-use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Endpoint;
+
+// The binary's root sits in src/bin/, so its modules are found by path.
+#[path = "girok/stdin.rs"]
+mod stdin;
 
 /// A command-line client for a girok server.
 #[derive(Debug, Parser)]
@@ -149,7 +151,7 @@ async fn run(args: Args) -> Result<(), CliError> {
     let mut client = deadline.connect().await?;
     match args.command {
         Command::Produce { values } if values.is_empty() => {
-            produce_stdin(&mut client, &deadline).await
+            stdin::produce_stdin(&mut client, &deadline).await
         }
         Command::Produce { values } => {
             for value in values {
@@ -206,60 +208,5 @@ fn verify(dir: &std::path::Path) -> ExitCode {
             eprintln!("girok: cannot verify {}: {err}", dir.display());
             ExitCode::from(2)
         }
-    }
-}
-
-/// Streams stdin's lines as records and prints each ack. Fails if stdin cannot be read (after
-/// sending the lines before), if the server ends the stream with an error, or if it ends it before
-/// acking every line.
-async fn produce_stdin(client: &mut Client, deadline: &Deadline) -> Result<(), CliError> {
-    let (lines, rx) = mpsc::channel::<Bytes>(1024);
-    let (report, mut outcome) = oneshot::channel();
-    // A thread, not a tokio blocking task: a blocking read of a terminal cannot be cancelled, and
-    // the runtime would wait for it on exit when the server fails first.
-    std::thread::spawn(move || {
-        let sent = send_lines(io::stdin().lock(), &lines);
-        // Reported before `lines` drops, so it is there by the time the half-close is acked.
-        let _ = report.send(sent);
-    });
-    let values = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut acks = deadline.call(client.produce_stream(values)).await?;
-    let mut acked = 0;
-    while let Some(offset) = acks.next().await? {
-        println!("{offset}");
-        acked += 1;
-    }
-    let sent = match outcome.try_recv() {
-        Ok(sent) => sent?,
-        // The stream ended with OK while stdin was still being read: the rest was never sent.
-        Err(_) => return Err(CliError::Incomplete { acked }),
-    };
-    if sent != acked {
-        return Err(CliError::Incomplete { acked });
-    }
-    Ok(())
-}
-
-/// Sends each line of `input` as raw bytes, without its `\n` or `\r\n`, until end of input or
-/// until the stream is gone (its acks report why). Answers how many lines were sent.
-fn send_lines(mut input: impl BufRead, lines: &mpsc::Sender<Bytes>) -> Result<u64, CliError> {
-    let mut sent = 0;
-    loop {
-        let mut line = Vec::new();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => return Ok(sent),
-            Ok(_) => {}
-            Err(source) => return Err(CliError::Stdin { lines: sent, source }),
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-        }
-        if lines.blocking_send(Bytes::from(line)).is_err() {
-            return Ok(sent);
-        }
-        sent += 1;
     }
 }
