@@ -1,6 +1,7 @@
 //! The `girok` command-line client against a real server: produce (arguments and stdin),
 //! consume, offsets, the out-of-range error, stdin read as raw bytes, failures that must not pass
-//! for success, and `--timeout` against servers that never answer.
+//! for success, and `--timeout` against servers that never answer; named logs through `--log`
+//! and `GIROK_LOG` against the shipped `girok-server`.
 
 mod common;
 
@@ -12,14 +13,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::binary::{PROCESS_TIMEOUT, wait_with_timeout};
+use common::binary::{PROCESS_TIMEOUT, ServerProcess, spawn_server, wait_with_timeout};
 use common::{for_each_log, start_server};
 use girok::storage::LogConfig;
+use tempfile::TempDir;
 
 /// The `girok` command against `url`, with piped output, not yet started.
 fn command(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
     command.arg("--addr").arg(url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Only the tests that mean to name a log by environment do.
+    command.env_remove("GIROK_LOG");
     command
 }
 
@@ -50,7 +54,18 @@ enum Input {
 
 /// Runs `girok` off the runtime (it blocks), feeding `stdin`.
 async fn girok(url: &str, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
-    let command = command(url, args);
+    girok_in(&[], url, args, stdin).await
+}
+
+/// Runs `girok` as [`girok`] does, with `env` set.
+async fn girok_in(
+    env: &[(&str, &str)],
+    url: &str,
+    args: &[&str],
+    stdin: impl AsRef<[u8]>,
+) -> Output {
+    let mut command = command(url, args);
+    command.envs(env.iter().copied());
     let input = Input::Bytes(stdin.as_ref().to_vec());
     tokio::task::spawn_blocking(move || run(command, input)).await.expect("girok task")
 }
@@ -277,4 +292,91 @@ async fn streams_outlive_the_timeout_while_they_are_open() {
         }
     });
     assert!(status.success(), "exit {status:?}");
+}
+
+/// The shipped `girok-server` on a data directory of its own; killed before the directory goes.
+struct Served {
+    server: ServerProcess,
+    _data: TempDir,
+}
+
+impl Served {
+    /// Starts one (blocking briefly while it starts).
+    fn start() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let server = tokio::task::block_in_place(|| spawn_server(data.path(), &[]));
+        Self { server, _data: data }
+    }
+
+    fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// `GIROK_LOG=orders`.
+const ORDERS_BY_ENV: &[(&str, &str)] = &[("GIROK_LOG", "orders")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_and_girok_log_send_produce_consume_and_offsets_to_that_log_only() {
+    // `--log orders` (before or after the command) and `GIROK_LOG=orders` produce, read and
+    // count in the log `orders`, with offsets of its own; without either, the commands use
+    // `default`; a read of a log that does not exist fails naming it.
+    let served = Served::start();
+    let url = served.url();
+    common::bounded("girok --log", async {
+        let produced = girok(&url, &["--log", "orders", "produce", "a", "b"], "").await;
+        assert_eq!(text(&produced), "0\n1\n", "{}", error_text(&produced));
+        assert_eq!(text(&girok_in(ORDERS_BY_ENV, &url, &["produce"], "c\n").await), "2\n");
+        assert_eq!(text(&girok(&url, &["produce", "x"], "").await), "0\n");
+
+        assert_eq!(text(&girok(&url, &["offsets", "--log", "orders"], "").await), "0 3\n");
+        assert_eq!(text(&girok_in(ORDERS_BY_ENV, &url, &["offsets"], "").await), "0 3\n");
+        assert_eq!(text(&girok(&url, &["offsets"], "").await), "0 1\n");
+        assert_eq!(text(&girok(&url, &["--log", "default", "offsets"], "").await), "0 1\n");
+        assert_eq!(text(&girok(&url, &["--log", "orders", "consume", "2"], "").await), "c\n");
+        assert_eq!(text(&girok_in(ORDERS_BY_ENV, &url, &["consume", "0"], "").await), "a\n");
+        assert_eq!(text(&girok(&url, &["consume", "0"], "").await), "x\n");
+
+        let past = girok(&url, &["--log", "orders", "consume", "3"], "").await;
+        assert!(!past.status.success());
+        assert!(error_text(&past).contains("offset 3 is out of range [0, 3)"), "{past:?}");
+        let ghost = girok(&url, &["--log", "ghost", "consume", "0"], "").await;
+        assert!(!ghost.status.success());
+        let error = error_text(&ghost);
+        assert_eq!(error, "girok: log \"ghost\" does not exist\n");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_with_log_prints_that_logs_records_only() {
+    // A tail of `orders`, named by `--log` or by `GIROK_LOG`, prints the records produced to
+    // `orders` with their offsets there, and none of those produced to `default` in between.
+    let served = Served::start();
+    let url = served.url();
+    let tail = |env: &[(&str, &str)], args: &[&str]| {
+        let mut command = command(&url, args);
+        command.envs(env.iter().copied()).stdin(Stdio::null());
+        Running(command.spawn().expect("spawn girok tail"))
+    };
+    let mut by_flag = tail(&[], &["--log", "orders", "tail", "--from", "0"]);
+    let mut by_env = tail(ORDERS_BY_ENV, &["tail", "--from", "0"]);
+    let tails = [lines_of(&mut by_flag.0), lines_of(&mut by_env.0)];
+    common::bounded("girok tail --log", async {
+        let mut client = girok::client::Client::connect(url.clone()).await.expect("connect");
+        let mut orders = client.log("orders");
+        orders.produce("o0").await.unwrap();
+        client.produce("d0").await.unwrap();
+        client.produce("d1").await.unwrap();
+        orders.produce("o1").await.unwrap();
+        for lines in &tails {
+            let next = || {
+                tokio::task::block_in_place(|| lines.recv_timeout(PROCESS_TIMEOUT))
+                    .expect("a line within the process timeout")
+            };
+            assert_eq!(next(), "0\to0");
+            assert_eq!(next(), "1\to1");
+        }
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
 //! The girok command-line client: produce, consume, tail and offsets against a running server,
-//! and `verify`, an offline check of a data directory. Values are written to stdout one per line
+//! on the log `--log` names (`default` unless told), and `verify`, an offline check of a data
+//! directory. Values are written to stdout one per line
 //! (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
 //!
 //! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin) is
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use girok::client::{Client, ClientError};
+use girok::client::{Client, ClientError, DEFAULT_LOG};
 use tonic::transport::Endpoint;
 
 // The binary's root sits in src/bin/, so its modules are found by path.
@@ -28,6 +29,9 @@ struct Args {
     /// Streams are bounded only until they open.
     #[arg(long, env = "GIROK_TIMEOUT", default_value = "10s", global = true, value_parser = parse_timeout)]
     timeout: Duration,
+    /// The log that produce, consume, tail and offsets use; the others ignore it.
+    #[arg(long, env = "GIROK_LOG", default_value = DEFAULT_LOG, global = true)]
+    log: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -148,35 +152,35 @@ impl Deadline {
 
 async fn run(args: Args) -> Result<(), CliError> {
     let deadline = Deadline { addr: args.addr, limit: args.timeout };
-    let mut client = deadline.connect().await?;
+    let mut log = deadline.connect().await?.log(args.log);
     match args.command {
         Command::Produce { values } if values.is_empty() => {
-            stdin::produce_stdin(&mut client, &deadline).await
+            stdin::produce_stdin(&mut log, &deadline).await
         }
         Command::Produce { values } => {
             for value in values {
-                println!("{}", deadline.call(client.produce(value)).await?);
+                println!("{}", deadline.call(log.produce(value)).await?);
             }
             Ok(())
         }
         Command::Consume { offset } => {
-            let record = deadline.call(client.consume(offset)).await?;
+            let record = deadline.call(log.consume(offset)).await?;
             println!("{}", String::from_utf8_lossy(&record.value));
             Ok(())
         }
         Command::Tail { from } => {
             let from = match from {
                 Some(offset) => offset,
-                None => deadline.call(client.offsets()).await?.end,
+                None => deadline.call(log.offsets()).await?.end,
             };
-            let mut records = deadline.call(client.consume_stream(from)).await?;
+            let mut records = deadline.call(log.consume_stream(from)).await?;
             while let Some(record) = records.next().await? {
                 println!("{}\t{}", record.offset, String::from_utf8_lossy(&record.value));
             }
             Ok(())
         }
         Command::Offsets => {
-            let range = deadline.call(client.offsets()).await?;
+            let range = deadline.call(log.offsets()).await?;
             println!("{} {}", range.start, range.end);
             Ok(())
         }

@@ -1,9 +1,10 @@
-//! `girok produce` without values: stdin's lines streamed as records, each ack printed.
+//! `girok produce` without values: stdin's lines streamed as records to one log, each ack
+//! printed.
 
 use std::io::{self, BufRead};
 
 use bytes::Bytes;
-use girok::client::Client;
+use girok::client::NamedLog;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{CliError, Deadline};
@@ -11,10 +12,7 @@ use crate::{CliError, Deadline};
 /// Streams stdin's lines as records and prints each ack. Fails if stdin cannot be read (after
 /// sending the lines before), if the server ends the stream with an error, or if it ends it before
 /// acking every line.
-pub(crate) async fn produce_stdin(
-    client: &mut Client,
-    deadline: &Deadline,
-) -> Result<(), CliError> {
+pub(crate) async fn produce_stdin(log: &mut NamedLog, deadline: &Deadline) -> Result<(), CliError> {
     let (lines, rx) = mpsc::channel::<Bytes>(1024);
     let (report, mut outcome) = oneshot::channel();
     // A thread, not a tokio blocking task: a blocking read of a terminal cannot be cancelled, and
@@ -25,7 +23,7 @@ pub(crate) async fn produce_stdin(
         let _ = report.send(sent);
     });
     let values = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut acks = deadline.call(client.produce_stream(values)).await?;
+    let mut acks = deadline.call(log.produce_stream(values)).await?;
     let mut acked = 0;
     while let Some(offset) = acks.next().await? {
         println!("{offset}");
