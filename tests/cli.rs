@@ -380,3 +380,154 @@ async fn tail_with_log_prints_that_logs_records_only() {
     })
     .await;
 }
+
+/// A table `girok logs` printed: its lines' cells.
+fn cells(output: &Output) -> Vec<Vec<String>> {
+    text(output).lines().map(|line| line.split_whitespace().map(String::from).collect()).collect()
+}
+
+/// Where each cell of `line` starts.
+fn cell_starts(line: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut previous = ' ';
+    for (at, c) in line.char_indices() {
+        if c != ' ' && previous == ' ' {
+            starts.push(at);
+        }
+        previous = c;
+    }
+    starts
+}
+
+/// The table's header line, split.
+const HEADER: [&str; 7] =
+    ["NAME", "LOWEST", "NEXT", "SIZE", "RETENTION-BYTES", "RETENTION-AGE", "SEGMENT-BYTES"];
+
+/// Asserts that `output` succeeded and printed the header and then `rows` (each without its
+/// SIZE, which depends on the server's file format), in aligned columns; answers the rows.
+fn assert_table(output: &Output, rows: &[[&str; 6]]) -> Vec<Vec<String>> {
+    assert!(output.status.success(), "{}", error_text(output));
+    let table = cells(output);
+    assert_eq!(table[0], HEADER, "{}", text(output));
+    let printed: Vec<Vec<&str>> = table[1..]
+        .iter()
+        .map(|row| {
+            row.iter().enumerate().filter(|&(i, _)| i != 3).map(|(_, c)| c.as_str()).collect()
+        })
+        .collect();
+    assert_eq!(printed, rows, "{}", text(output));
+    let lines = text(output);
+    let header_starts = cell_starts(lines.lines().next().unwrap());
+    for line in lines.lines() {
+        assert_eq!(cell_starts(line), header_starts, "columns are aligned:\n{lines}");
+    }
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_created_listed_updated_and_deleted_from_the_command_line() {
+    // `logs create` takes sizes and ages with units and prints the new log; `logs list` prints
+    // every log in name order with its range, size and settings (`-` for a server default),
+    // exact with `--bytes`; `logs update` changes only the flags given, 0 meaning unlimited;
+    // `logs delete` removes the log; a missing or taken name fails naming it.
+    let served = Served::start();
+    let url = served.url();
+    common::bounded("girok logs", async {
+        let logs = |args: &'static [&'static str]| {
+            let url = url.clone();
+            async move { girok(&url, &[&["logs"], args].concat(), "").await }
+        };
+        assert_eq!(text(&girok(&url, &["produce", "x"], "").await), "0\n");
+
+        let created = logs(&[
+            "create",
+            "orders",
+            "--retention-bytes",
+            "1GiB",
+            "--retention-age",
+            "7d",
+            "--segment-bytes",
+            "1048576",
+        ])
+        .await;
+        assert_table(&created, &[["orders", "0", "0", "1GiB", "7d", "1MiB"]]);
+        let produced = girok(&url, &["--log", "orders", "produce", "a", "b"], "").await;
+        assert_eq!(text(&produced), "0\n1\n");
+
+        let listed = logs(&["list"]).await;
+        assert_table(
+            &listed,
+            &[["default", "0", "1", "-", "-", "-"], ["orders", "0", "2", "1GiB", "7d", "1MiB"]],
+        );
+        let exact = assert_table(
+            &logs(&["list", "--bytes"]).await,
+            &[
+                ["default", "0", "1", "-", "-", "-"],
+                ["orders", "0", "2", "1073741824", "604800000", "1048576"],
+            ],
+        );
+        let size: u64 = exact[2][3].parse().expect("--bytes prints SIZE as a byte count");
+        assert!(size > 0, "{exact:?}");
+
+        let updated =
+            logs(&["update", "orders", "--retention-age", "0", "--segment-bytes", "2MiB"]);
+        assert_table(&updated.await, &[["orders", "0", "2", "1GiB", "unlimited", "2MiB"]]);
+
+        let deleted = logs(&["delete", "orders"]).await;
+        assert!(deleted.status.success(), "{}", error_text(&deleted));
+        assert_eq!(text(&deleted), "");
+        assert_table(&logs(&["list"]).await, &[["default", "0", "1", "-", "-", "-"]]);
+
+        let again = logs(&["delete", "orders"]).await;
+        assert!(!again.status.success());
+        assert_eq!(error_text(&again), "girok: log \"orders\" does not exist\n");
+        let missing = logs(&["update", "orders", "--retention-age", "1d"]).await;
+        assert_eq!(error_text(&missing), "girok: log \"orders\" does not exist\n");
+        assert_table(&logs(&["create", "orders"]).await, &[["orders", "0", "0", "-", "-", "-"]]);
+        let taken = logs(&["create", "orders"]).await;
+        assert!(!taken.status.success());
+        assert_eq!(error_text(&taken), "girok: log \"orders\" already exists\n");
+        let bad = logs(&["create", "no/slashes"]).await;
+        assert!(!bad.status.success());
+        assert!(error_text(&bad).starts_with("girok: "), "{}", error_text(&bad));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_default_log_fails_and_says_why() {
+    // `logs delete default` exits non-zero with a message saying the default log cannot be
+    // deleted, and the log still serves.
+    let served = Served::start();
+    let url = served.url();
+    common::bounded("girok logs delete default", async {
+        assert_eq!(text(&girok(&url, &["produce", "x"], "").await), "0\n");
+        let refused = girok(&url, &["logs", "delete", "default"], "").await;
+        assert!(!refused.status.success());
+        assert_eq!(
+            error_text(&refused),
+            "girok: the log \"default\" cannot be deleted: it is where requests naming no log go\n"
+        );
+        assert_eq!(text(&girok(&url, &["offsets"], "").await), "0 1\n");
+    })
+    .await;
+}
+
+#[test]
+fn settings_flags_are_checked_before_anything_is_sent() {
+    // A size or age the flags cannot read fails at once, naming the flag: an age needs a unit
+    // (only 0 goes without), and one under a millisecond would read as unlimited.
+    let (_listener, url) = silent_listener();
+    let refused: [&[&str]; 4] = [
+        &["logs", "create", "orders", "--retention-bytes", "lots"],
+        &["logs", "create", "orders", "--retention-age", "5"],
+        &["logs", "update", "orders", "--retention-age", "100us"],
+        &["logs", "update", "orders", "--segment-bytes", "huge"],
+    ];
+    for args in refused {
+        let output = run(command(&url, args), Input::Bytes(Vec::new()));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let flag = args[3];
+        assert!(error_text(&output).contains(flag), "{args:?}: {}", error_text(&output));
+    }
+}

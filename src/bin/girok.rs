@@ -1,7 +1,7 @@
 //! The girok command-line client: produce, consume, tail and offsets against a running server,
-//! on the log `--log` names (`default` unless told), and `verify`, an offline check of a data
-//! directory. Values are written to stdout one per line
-//! (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
+//! on the log `--log` names (`default` unless told); `logs` to list, create, update and delete
+//! logs; and `verify`, an offline check of a data directory. Values are written to stdout one per
+//! line (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
 //!
 //! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin) is
 //! bounded only until it opens: after that it may idle or flow for as long as it likes.
@@ -14,9 +14,15 @@ use clap::{Parser, Subcommand};
 use girok::client::{Client, ClientError, DEFAULT_LOG};
 use tonic::transport::Endpoint;
 
+use crate::table::Units;
+
 // The binary's root sits in src/bin/, so its modules are found by path.
+#[path = "girok/logs.rs"]
+mod logs;
 #[path = "girok/stdin.rs"]
 mod stdin;
+#[path = "girok/table.rs"]
+mod table;
 
 /// A command-line client for a girok server.
 #[derive(Debug, Parser)]
@@ -57,6 +63,16 @@ enum Command {
     },
     /// Prints the committed range `lowest next`.
     Offsets,
+    /// Lists, creates, updates and deletes logs. Sizes take units (64MiB, 10GB) or a plain byte
+    /// count; ages take units (7d, 12h, 90m).
+    Logs {
+        /// Print the table's numbers exact, for scripts: sizes in bytes, ages in milliseconds,
+        /// 0 for unlimited.
+        #[arg(long, global = true)]
+        bytes: bool,
+        #[command(subcommand)]
+        command: logs::LogsCommand,
+    },
     /// Scans every frame's checksum and offset in a data directory (offline, read-only), prints
     /// a summary and exits non-zero on corruption.
     Verify {
@@ -112,6 +128,12 @@ enum CliError {
     /// The server ended a produce stream with OK before acking every line sent.
     #[error("the server ended the stream after {acked} acks, before all of stdin was appended")]
     Incomplete { acked: u64 },
+    /// `logs delete default`: the server keeps the log requests without a name go to.
+    #[error("the log \"default\" cannot be deleted: it is where requests naming no log go")]
+    DefaultLog,
+    /// The server answered a `logs` call UNIMPLEMENTED: it predates named logs.
+    #[error("the server at {addr} does not support named logs: upgrade girok-server")]
+    NoNamedLogs { addr: String },
 }
 
 /// `--timeout` for one server: how long connecting and each call may take.
@@ -152,7 +174,8 @@ impl Deadline {
 
 async fn run(args: Args) -> Result<(), CliError> {
     let deadline = Deadline { addr: args.addr, limit: args.timeout };
-    let mut log = deadline.connect().await?.log(args.log);
+    let mut client = deadline.connect().await?;
+    let mut log = client.log(args.log);
     match args.command {
         Command::Produce { values } if values.is_empty() => {
             stdin::produce_stdin(&mut log, &deadline).await
@@ -183,6 +206,10 @@ async fn run(args: Args) -> Result<(), CliError> {
             let range = deadline.call(log.offsets()).await?;
             println!("{} {}", range.start, range.end);
             Ok(())
+        }
+        Command::Logs { bytes, command } => {
+            let units = if bytes { Units::Exact } else { Units::Human };
+            logs::run(&mut client, &deadline, command, units).await
         }
         Command::Verify { .. } => unreachable!("handled before connecting"),
     }
