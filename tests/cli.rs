@@ -1,13 +1,15 @@
 //! The `girok` command-line client against a real server: produce (arguments and stdin),
 //! consume, offsets, the out-of-range error, stdin read as raw bytes, failures that must not pass
-//! for success, and `--timeout` against servers that never answer; named logs through `--log`
-//! and `GIROK_LOG` against the shipped `girok-server`.
+//! for success, and `--timeout` against servers that never answer; named logs through `--log`,
+//! `GIROK_LOG` and `girok logs` against the shipped `girok-server`; `girok verify` of every log
+//! in a data directory, legacy layout included.
 
 mod common;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::binary::{PROCESS_TIMEOUT, ServerProcess, spawn_server, wait_with_timeout};
 use common::{for_each_log, start_server};
-use girok::storage::LogConfig;
+use girok::storage::{CommitLog, DiskConfig, DiskLog, LogConfig};
 use tempfile::TempDir;
 
 /// The `girok` command against `url`, with piped output, not yet started.
@@ -297,7 +299,7 @@ async fn streams_outlive_the_timeout_while_they_are_open() {
 /// The shipped `girok-server` on a data directory of its own; killed before the directory goes.
 struct Served {
     server: ServerProcess,
-    _data: TempDir,
+    data: TempDir,
 }
 
 impl Served {
@@ -305,7 +307,7 @@ impl Served {
     fn start() -> Self {
         let data = tempfile::tempdir().expect("temp dir");
         let server = tokio::task::block_in_place(|| spawn_server(data.path(), &[]));
-        Self { server, _data: data }
+        Self { server, data }
     }
 
     fn url(&self) -> String {
@@ -530,4 +532,134 @@ fn settings_flags_are_checked_before_anything_is_sent() {
         let flag = args[3];
         assert!(error_text(&output).contains(flag), "{args:?}: {}", error_text(&output));
     }
+}
+
+/// `girok verify --data-dir DATA`, to the end.
+fn girok_verify(data: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
+    command.arg("verify").arg("--data-dir").arg(data).stdout(Stdio::piped()).stderr(Stdio::piped());
+    run(command, Input::Bytes(Vec::new()))
+}
+
+/// Writes a log of `count` records `{name}-record-{i:04}` into `dir`, as the server's storage
+/// does, and closes it.
+fn write_log(dir: &Path, name: &str, count: u64) {
+    let log = DiskLog::open(dir, DiskConfig::default()).expect("open a log");
+    for i in 0..count {
+        log.append(Bytes::from(format!("{name}-record-{i:04}"))).expect("append");
+    }
+    log.close().expect("close");
+}
+
+/// Flips one byte in the middle of the value `{name}-record-{i:04}` in the store of `dir`.
+fn flip_a_byte_of_record(dir: &Path, name: &str, i: u64) {
+    let store = dir.join(format!("{:020}.store", 0));
+    let mut bytes = std::fs::read(&store).expect("read the store");
+    let value = format!("{name}-record-{i:04}");
+    let at = bytes.windows(value.len()).position(|w| w == value.as_bytes()).expect("the record");
+    bytes[at + value.len() / 2] ^= 0x10;
+    std::fs::write(&store, bytes).expect("write the store");
+}
+
+/// The lines of `girok verify`'s report from `log NAME` up to the next log or the summary.
+fn report_of<'a>(report: &'a str, header: &str) -> Vec<&'a str> {
+    let mut lines = report.lines().skip_while(|line| *line != header);
+    let mut section: Vec<&str> = lines.next().into_iter().collect();
+    section.extend(lines.take_while(|line| !line.starts_with("log ") && !line.contains(" logs, ")));
+    section
+}
+
+#[test]
+fn verify_checks_every_log_and_names_the_corrupt_one() {
+    // Each directory under logs/ is checked and reported under its name, in name order, with a
+    // summary; the server's scratch directories and settings files are no logs. A byte flipped
+    // inside one record of `orders` fails the run with status 1, naming `orders` only.
+    let data = tempfile::tempdir().expect("temp dir");
+    let logs = data.path().join("logs");
+    write_log(&logs.join("orders"), "orders", 10);
+    write_log(&logs.join("default"), "default", 3);
+    std::fs::write(logs.join("orders/log.json"), "{}").unwrap();
+    for scratch in [".staging", ".trash"] {
+        std::fs::create_dir_all(data.path().join(scratch).join("x")).unwrap();
+        std::fs::write(
+            data.path().join(scratch).join("x").join(format!("{:020}.store", 0)),
+            "junk",
+        )
+        .unwrap();
+    }
+    std::fs::write(data.path().join("LOCK"), "").unwrap();
+
+    let clean = girok_verify(data.path());
+    let report = text(&clean);
+    assert!(clean.status.success(), "{report}{}", error_text(&clean));
+    let headers: Vec<&str> = report.lines().filter(|l| l.starts_with("log ")).collect();
+    assert_eq!(headers, ["log default", "log orders"], "{report}");
+    assert!(report_of(&report, "log orders").contains(&"1 segments, 10 records: OK"), "{report}");
+    assert_eq!(report.lines().last(), Some("2 logs, 13 records: OK"), "{report}");
+
+    flip_a_byte_of_record(&logs.join("orders"), "orders", 5);
+    let damaged = girok_verify(data.path());
+    let report = text(&damaged);
+    assert_eq!(damaged.status.code(), Some(1), "{report}");
+    let orders = report_of(&report, "log orders");
+    assert!(orders.iter().any(|l| l.starts_with("segment ") && l.contains("CORRUPT")), "{report}");
+    assert!(!report_of(&report, "log default").iter().any(|l| l.contains("CORRUPT")), "{report}");
+    let summary = report.lines().last().unwrap_or("");
+    assert!(summary.ends_with(": CORRUPT: orders"), "{report}");
+}
+
+#[test]
+fn verify_reads_segments_at_the_top_level_as_the_legacy_default_log() {
+    // A data directory from before named logs, never opened since, holds its segments at the
+    // top level: they are checked as `default`, and corruption there fails the run naming it.
+    let data = tempfile::tempdir().expect("temp dir");
+    write_log(data.path(), "default", 10);
+
+    let clean = girok_verify(data.path());
+    let report = text(&clean);
+    assert!(clean.status.success(), "{report}{}", error_text(&clean));
+    let legacy = report_of(&report, "log default (top level, not yet moved to logs/default/)");
+    assert!(legacy.contains(&"1 segments, 10 records: OK"), "{report}");
+    assert_eq!(report.lines().last(), Some("1 logs, 10 records: OK"), "{report}");
+
+    flip_a_byte_of_record(data.path(), "default", 4);
+    let damaged = girok_verify(data.path());
+    assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged));
+    assert!(text(&damaged).ends_with(": CORRUPT: default\n"), "{}", text(&damaged));
+}
+
+#[test]
+fn verify_of_a_data_directory_without_logs_is_ok_and_of_a_missing_one_fails() {
+    // No logs/ and no segments (a server that never ran), or an empty logs/, is a clean data
+    // directory; one that does not exist cannot be verified (status 2).
+    let data = tempfile::tempdir().expect("temp dir");
+    for _ in 0..2 {
+        let output = girok_verify(data.path());
+        assert!(output.status.success(), "{}", error_text(&output));
+        assert_eq!(text(&output), "0 logs, 0 records: OK\n");
+        std::fs::create_dir_all(data.path().join("logs")).unwrap();
+    }
+    let missing = girok_verify(&data.path().join("nowhere"));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(error_text(&missing).contains("is not a directory"), "{}", error_text(&missing));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_every_log_a_server_wrote() {
+    // After the shipped server has written two logs and stopped, `girok verify` reports both,
+    // clean.
+    let mut served = Served::start();
+    let url = served.url();
+    common::bounded("produce to two logs", async {
+        assert_eq!(text(&girok(&url, &["produce", "a", "b"], "").await), "0\n1\n");
+        assert_eq!(text(&girok(&url, &["--log", "orders", "produce", "c"], "").await), "0\n");
+    })
+    .await;
+    assert!(tokio::task::block_in_place(|| served.server.terminate()).success());
+    let output = girok_verify(served.data.path());
+    let report = text(&output);
+    assert!(output.status.success(), "{report}{}", error_text(&output));
+    let headers: Vec<&str> = report.lines().filter(|l| l.starts_with("log ")).collect();
+    assert_eq!(headers, ["log default", "log orders"], "{report}");
+    assert_eq!(report.lines().last(), Some("2 logs, 3 records: OK"), "{report}");
 }

@@ -23,6 +23,8 @@ mod logs;
 mod stdin;
 #[path = "girok/table.rs"]
 mod table;
+#[path = "girok/verify.rs"]
+mod verify;
 
 /// A command-line client for a girok server.
 #[derive(Debug, Parser)]
@@ -73,8 +75,8 @@ enum Command {
         #[command(subcommand)]
         command: logs::LogsCommand,
     },
-    /// Scans every frame's checksum and offset in a data directory (offline, read-only), prints
-    /// a summary and exits non-zero on corruption.
+    /// Scans every frame's checksum and offset of every log in a data directory (offline,
+    /// read-only), prints a report per log and a summary, and exits non-zero on corruption.
     Verify {
         /// The server's data directory.
         #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
@@ -86,7 +88,7 @@ enum Command {
 async fn main() -> ExitCode {
     let args = Args::parse();
     if let Command::Verify { data_dir } = &args.command {
-        return verify(data_dir);
+        return verify::run(data_dir);
     }
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,24 +222,5 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     match girok::units::parse_duration(text, Duration::from_secs(1))? {
         Duration::ZERO => Err("the timeout must be above zero".to_string()),
         timeout => Ok(timeout),
-    }
-}
-
-/// `girok verify`: exit 0 when the data directory is free of corruption, 1 when it is not, 2 when
-/// it cannot be read.
-fn verify(dir: &std::path::Path) -> ExitCode {
-    if !dir.is_dir() {
-        eprintln!("girok: {} is not a directory", dir.display());
-        return ExitCode::from(2);
-    }
-    match girok::storage::disk::verify(dir) {
-        Ok(report) => {
-            println!("{report}");
-            if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-        }
-        Err(err) => {
-            eprintln!("girok: cannot verify {}: {err}", dir.display());
-            ExitCode::from(2)
-        }
     }
 }
