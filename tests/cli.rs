@@ -178,13 +178,16 @@ fn every_command_gives_up_on_a_server_that_never_answers() {
     // Against a TCP listener that never speaks HTTP/2, each command that talks to the server
     // exits non-zero soon after `--timeout 1s`, with a message naming the address.
     let (_listener, url) = silent_listener();
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 9] = [
         &["produce", "a"],
         &["produce"],
         &["consume", "0"],
         &["offsets"],
         &["tail"],
         &["tail", "--from", "0"],
+        &["--log", "orders", "tail"],
+        &["logs", "list"],
+        &["logs", "create", "orders", "--retention-age", "7d"],
     ];
     std::thread::scope(|scope| {
         let runs: Vec<_> = commands
