@@ -1,25 +1,31 @@
 //! The `girok` command-line client against a real server: produce (arguments and stdin),
 //! consume, offsets, the out-of-range error, stdin read as raw bytes, failures that must not pass
-//! for success, and `--timeout` against servers that never answer.
+//! for success, and `--timeout` against servers that never answer; named logs through `--log`,
+//! `GIROK_LOG` and `girok logs` against the shipped `girok-server`; `girok verify` of every log
+//! in a data directory, legacy layout included.
 
 mod common;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::binary::{PROCESS_TIMEOUT, wait_with_timeout};
+use common::binary::{PROCESS_TIMEOUT, ServerProcess, spawn_server, wait_with_timeout};
 use common::{for_each_log, start_server};
-use girok::storage::LogConfig;
+use girok::storage::{CommitLog, DiskConfig, DiskLog, LogConfig};
+use tempfile::TempDir;
 
 /// The `girok` command against `url`, with piped output, not yet started.
 fn command(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
     command.arg("--addr").arg(url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Only the tests that mean to name a log by environment do.
+    command.env_remove("GIROK_LOG");
     command
 }
 
@@ -50,7 +56,18 @@ enum Input {
 
 /// Runs `girok` off the runtime (it blocks), feeding `stdin`.
 async fn girok(url: &str, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
-    let command = command(url, args);
+    girok_in(&[], url, args, stdin).await
+}
+
+/// Runs `girok` as [`girok`] does, with `env` set.
+async fn girok_in(
+    env: &[(&str, &str)],
+    url: &str,
+    args: &[&str],
+    stdin: impl AsRef<[u8]>,
+) -> Output {
+    let mut command = command(url, args);
+    command.envs(env.iter().copied());
     let input = Input::Bytes(stdin.as_ref().to_vec());
     tokio::task::spawn_blocking(move || run(command, input)).await.expect("girok task")
 }
@@ -161,13 +178,16 @@ fn every_command_gives_up_on_a_server_that_never_answers() {
     // Against a TCP listener that never speaks HTTP/2, each command that talks to the server
     // exits non-zero soon after `--timeout 1s`, with a message naming the address.
     let (_listener, url) = silent_listener();
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 9] = [
         &["produce", "a"],
         &["produce"],
         &["consume", "0"],
         &["offsets"],
         &["tail"],
         &["tail", "--from", "0"],
+        &["--log", "orders", "tail"],
+        &["logs", "list"],
+        &["logs", "create", "orders", "--retention-age", "7d"],
     ];
     std::thread::scope(|scope| {
         let runs: Vec<_> = commands
@@ -277,4 +297,372 @@ async fn streams_outlive_the_timeout_while_they_are_open() {
         }
     });
     assert!(status.success(), "exit {status:?}");
+}
+
+/// The shipped `girok-server` on a data directory of its own; killed before the directory goes.
+struct Served {
+    server: ServerProcess,
+    data: TempDir,
+}
+
+impl Served {
+    /// Starts one (blocking briefly while it starts).
+    fn start() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let server = tokio::task::block_in_place(|| spawn_server(data.path(), &[]));
+        Self { server, data }
+    }
+
+    fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// `GIROK_LOG=orders`.
+const ORDERS_BY_ENV: &[(&str, &str)] = &[("GIROK_LOG", "orders")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_and_girok_log_send_produce_consume_and_offsets_to_that_log_only() {
+    // `--log orders` (before or after the command) and `GIROK_LOG=orders` produce, read and
+    // count in the log `orders`, with offsets of its own; without either, the commands use
+    // `default`; a read of a log that does not exist fails naming it.
+    let served = Served::start();
+    let url = served.url();
+    common::bounded("girok --log", async {
+        let produced = girok(&url, &["--log", "orders", "produce", "a", "b"], "").await;
+        assert_eq!(text(&produced), "0\n1\n", "{}", error_text(&produced));
+        assert_eq!(text(&girok_in(ORDERS_BY_ENV, &url, &["produce"], "c\n").await), "2\n");
+        assert_eq!(text(&girok(&url, &["produce", "x"], "").await), "0\n");
+
+        assert_eq!(text(&girok(&url, &["offsets", "--log", "orders"], "").await), "0 3\n");
+        assert_eq!(text(&girok_in(ORDERS_BY_ENV, &url, &["offsets"], "").await), "0 3\n");
+        assert_eq!(text(&girok(&url, &["offsets"], "").await), "0 1\n");
+        assert_eq!(text(&girok(&url, &["--log", "default", "offsets"], "").await), "0 1\n");
+        assert_eq!(text(&girok(&url, &["--log", "orders", "consume", "2"], "").await), "c\n");
+        assert_eq!(text(&girok_in(ORDERS_BY_ENV, &url, &["consume", "0"], "").await), "a\n");
+        assert_eq!(text(&girok(&url, &["consume", "0"], "").await), "x\n");
+
+        let past = girok(&url, &["--log", "orders", "consume", "3"], "").await;
+        assert!(!past.status.success());
+        assert!(error_text(&past).contains("offset 3 is out of range [0, 3)"), "{past:?}");
+        let ghost = girok(&url, &["--log", "ghost", "consume", "0"], "").await;
+        assert!(!ghost.status.success());
+        let error = error_text(&ghost);
+        assert_eq!(error, "girok: log \"ghost\" does not exist\n");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_with_log_prints_that_logs_records_only() {
+    // A tail of `orders`, named by `--log` or by `GIROK_LOG`, prints the records produced to
+    // `orders` with their offsets there, and none of those produced to `default` in between.
+    let served = Served::start();
+    let url = served.url();
+    let tail = |env: &[(&str, &str)], args: &[&str]| {
+        let mut command = command(&url, args);
+        command.envs(env.iter().copied()).stdin(Stdio::null());
+        Running(command.spawn().expect("spawn girok tail"))
+    };
+    let mut by_flag = tail(&[], &["--log", "orders", "tail", "--from", "0"]);
+    let mut by_env = tail(ORDERS_BY_ENV, &["tail", "--from", "0"]);
+    let tails = [lines_of(&mut by_flag.0), lines_of(&mut by_env.0)];
+    common::bounded("girok tail --log", async {
+        let mut client = girok::client::Client::connect(url.clone()).await.expect("connect");
+        let mut orders = client.log("orders");
+        orders.produce("o0").await.unwrap();
+        client.produce("d0").await.unwrap();
+        client.produce("d1").await.unwrap();
+        orders.produce("o1").await.unwrap();
+        for lines in &tails {
+            let next = || {
+                tokio::task::block_in_place(|| lines.recv_timeout(PROCESS_TIMEOUT))
+                    .expect("a line within the process timeout")
+            };
+            assert_eq!(next(), "0\to0");
+            assert_eq!(next(), "1\to1");
+        }
+    })
+    .await;
+}
+
+/// A table `girok logs` printed: its lines' cells.
+fn cells(output: &Output) -> Vec<Vec<String>> {
+    text(output).lines().map(|line| line.split_whitespace().map(String::from).collect()).collect()
+}
+
+/// Where each cell of `line` starts.
+fn cell_starts(line: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut previous = ' ';
+    for (at, c) in line.char_indices() {
+        if c != ' ' && previous == ' ' {
+            starts.push(at);
+        }
+        previous = c;
+    }
+    starts
+}
+
+/// The table's header line, split.
+const HEADER: [&str; 7] =
+    ["NAME", "LOWEST", "NEXT", "SIZE", "RETENTION-BYTES", "RETENTION-AGE", "SEGMENT-BYTES"];
+
+/// Asserts that `output` succeeded and printed the header and then `rows` (each without its
+/// SIZE, which depends on the server's file format), in aligned columns; answers the rows.
+fn assert_table(output: &Output, rows: &[[&str; 6]]) -> Vec<Vec<String>> {
+    assert!(output.status.success(), "{}", error_text(output));
+    let table = cells(output);
+    assert_eq!(table[0], HEADER, "{}", text(output));
+    let printed: Vec<Vec<&str>> = table[1..]
+        .iter()
+        .map(|row| {
+            row.iter().enumerate().filter(|&(i, _)| i != 3).map(|(_, c)| c.as_str()).collect()
+        })
+        .collect();
+    assert_eq!(printed, rows, "{}", text(output));
+    let lines = text(output);
+    let header_starts = cell_starts(lines.lines().next().unwrap());
+    for line in lines.lines() {
+        assert_eq!(cell_starts(line), header_starts, "columns are aligned:\n{lines}");
+    }
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_created_listed_updated_and_deleted_from_the_command_line() {
+    // `logs create` takes sizes and ages with units and prints the new log; `logs list` prints
+    // every log in name order with its range, size and settings (`-` for a server default),
+    // exact with `--bytes`; `logs update` changes only the flags given, 0 meaning unlimited;
+    // `logs delete` removes the log; a missing or taken name fails naming it.
+    let served = Served::start();
+    let url = served.url();
+    common::bounded("girok logs", async {
+        let logs = |args: &'static [&'static str]| {
+            let url = url.clone();
+            async move { girok(&url, &[&["logs"], args].concat(), "").await }
+        };
+        assert_eq!(text(&girok(&url, &["produce", "x"], "").await), "0\n");
+
+        let created = logs(&[
+            "create",
+            "orders",
+            "--retention-bytes",
+            "1GiB",
+            "--retention-age",
+            "7d",
+            "--segment-bytes",
+            "1048576",
+        ])
+        .await;
+        assert_table(&created, &[["orders", "0", "0", "1GiB", "7d", "1MiB"]]);
+        let produced = girok(&url, &["--log", "orders", "produce", "a", "b"], "").await;
+        assert_eq!(text(&produced), "0\n1\n");
+
+        let listed = logs(&["list"]).await;
+        assert_table(
+            &listed,
+            &[["default", "0", "1", "-", "-", "-"], ["orders", "0", "2", "1GiB", "7d", "1MiB"]],
+        );
+        let exact = assert_table(
+            &logs(&["list", "--bytes"]).await,
+            &[
+                ["default", "0", "1", "-", "-", "-"],
+                ["orders", "0", "2", "1073741824", "604800000", "1048576"],
+            ],
+        );
+        let size: u64 = exact[2][3].parse().expect("--bytes prints SIZE as a byte count");
+        assert!(size > 0, "{exact:?}");
+
+        let updated =
+            logs(&["update", "orders", "--retention-age", "0", "--segment-bytes", "2MiB"]);
+        assert_table(&updated.await, &[["orders", "0", "2", "1GiB", "unlimited", "2MiB"]]);
+
+        let deleted = logs(&["delete", "orders"]).await;
+        assert!(deleted.status.success(), "{}", error_text(&deleted));
+        assert_eq!(text(&deleted), "");
+        assert_table(&logs(&["list"]).await, &[["default", "0", "1", "-", "-", "-"]]);
+
+        let again = logs(&["delete", "orders"]).await;
+        assert!(!again.status.success());
+        assert_eq!(error_text(&again), "girok: log \"orders\" does not exist\n");
+        let missing = logs(&["update", "orders", "--retention-age", "1d"]).await;
+        assert_eq!(error_text(&missing), "girok: log \"orders\" does not exist\n");
+        assert_table(&logs(&["create", "orders"]).await, &[["orders", "0", "0", "-", "-", "-"]]);
+        let taken = logs(&["create", "orders"]).await;
+        assert!(!taken.status.success());
+        assert_eq!(error_text(&taken), "girok: log \"orders\" already exists\n");
+        let bad = logs(&["create", "no/slashes"]).await;
+        assert!(!bad.status.success());
+        assert!(error_text(&bad).starts_with("girok: "), "{}", error_text(&bad));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_default_log_fails_and_says_why() {
+    // `logs delete default` exits non-zero with a message saying the default log cannot be
+    // deleted, and the log still serves.
+    let served = Served::start();
+    let url = served.url();
+    common::bounded("girok logs delete default", async {
+        assert_eq!(text(&girok(&url, &["produce", "x"], "").await), "0\n");
+        let refused = girok(&url, &["logs", "delete", "default"], "").await;
+        assert!(!refused.status.success());
+        assert_eq!(
+            error_text(&refused),
+            "girok: the log \"default\" cannot be deleted: it is where requests naming no log go\n"
+        );
+        assert_eq!(text(&girok(&url, &["offsets"], "").await), "0 1\n");
+    })
+    .await;
+}
+
+#[test]
+fn settings_flags_are_checked_before_anything_is_sent() {
+    // A size or age the flags cannot read fails at once, naming the flag: an age needs a unit
+    // (only 0 goes without), and one under a millisecond would read as unlimited.
+    let (_listener, url) = silent_listener();
+    let refused: [&[&str]; 4] = [
+        &["logs", "create", "orders", "--retention-bytes", "lots"],
+        &["logs", "create", "orders", "--retention-age", "5"],
+        &["logs", "update", "orders", "--retention-age", "100us"],
+        &["logs", "update", "orders", "--segment-bytes", "huge"],
+    ];
+    for args in refused {
+        let output = run(command(&url, args), Input::Bytes(Vec::new()));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let flag = args[3];
+        assert!(error_text(&output).contains(flag), "{args:?}: {}", error_text(&output));
+    }
+}
+
+/// `girok verify --data-dir DATA`, to the end.
+fn girok_verify(data: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
+    command.arg("verify").arg("--data-dir").arg(data).stdout(Stdio::piped()).stderr(Stdio::piped());
+    run(command, Input::Bytes(Vec::new()))
+}
+
+/// Writes a log of `count` records `{name}-record-{i:04}` into `dir`, as the server's storage
+/// does, and closes it.
+fn write_log(dir: &Path, name: &str, count: u64) {
+    let log = DiskLog::open(dir, DiskConfig::default()).expect("open a log");
+    for i in 0..count {
+        log.append(Bytes::from(format!("{name}-record-{i:04}"))).expect("append");
+    }
+    log.close().expect("close");
+}
+
+/// Flips one byte in the middle of the value `{name}-record-{i:04}` in the store of `dir`.
+fn flip_a_byte_of_record(dir: &Path, name: &str, i: u64) {
+    let store = dir.join(format!("{:020}.store", 0));
+    let mut bytes = std::fs::read(&store).expect("read the store");
+    let value = format!("{name}-record-{i:04}");
+    let at = bytes.windows(value.len()).position(|w| w == value.as_bytes()).expect("the record");
+    bytes[at + value.len() / 2] ^= 0x10;
+    std::fs::write(&store, bytes).expect("write the store");
+}
+
+/// The lines of `girok verify`'s report from `log NAME` up to the next log or the summary.
+fn report_of<'a>(report: &'a str, header: &str) -> Vec<&'a str> {
+    let mut lines = report.lines().skip_while(|line| *line != header);
+    let mut section: Vec<&str> = lines.next().into_iter().collect();
+    section.extend(lines.take_while(|line| !line.starts_with("log ") && !line.contains(" logs, ")));
+    section
+}
+
+#[test]
+fn verify_checks_every_log_and_names_the_corrupt_one() {
+    // Each directory under logs/ is checked and reported under its name, in name order, with a
+    // summary; the server's scratch directories and settings files are no logs. A byte flipped
+    // inside one record of `orders` fails the run with status 1, naming `orders` only.
+    let data = tempfile::tempdir().expect("temp dir");
+    let logs = data.path().join("logs");
+    write_log(&logs.join("orders"), "orders", 10);
+    write_log(&logs.join("default"), "default", 3);
+    std::fs::write(logs.join("orders/log.json"), "{}").unwrap();
+    for scratch in [".staging", ".trash"] {
+        std::fs::create_dir_all(data.path().join(scratch).join("x")).unwrap();
+        std::fs::write(
+            data.path().join(scratch).join("x").join(format!("{:020}.store", 0)),
+            "junk",
+        )
+        .unwrap();
+    }
+    std::fs::write(data.path().join("LOCK"), "").unwrap();
+
+    let clean = girok_verify(data.path());
+    let report = text(&clean);
+    assert!(clean.status.success(), "{report}{}", error_text(&clean));
+    let headers: Vec<&str> = report.lines().filter(|l| l.starts_with("log ")).collect();
+    assert_eq!(headers, ["log default", "log orders"], "{report}");
+    assert!(report_of(&report, "log orders").contains(&"1 segments, 10 records: OK"), "{report}");
+    assert_eq!(report.lines().last(), Some("2 logs, 13 records: OK"), "{report}");
+
+    flip_a_byte_of_record(&logs.join("orders"), "orders", 5);
+    let damaged = girok_verify(data.path());
+    let report = text(&damaged);
+    assert_eq!(damaged.status.code(), Some(1), "{report}");
+    let orders = report_of(&report, "log orders");
+    assert!(orders.iter().any(|l| l.starts_with("segment ") && l.contains("CORRUPT")), "{report}");
+    assert!(!report_of(&report, "log default").iter().any(|l| l.contains("CORRUPT")), "{report}");
+    let summary = report.lines().last().unwrap_or("");
+    assert!(summary.ends_with(": CORRUPT: orders"), "{report}");
+}
+
+#[test]
+fn verify_reads_segments_at_the_top_level_as_the_legacy_default_log() {
+    // A data directory from before named logs, never opened since, holds its segments at the
+    // top level: they are checked as `default`, and corruption there fails the run naming it.
+    let data = tempfile::tempdir().expect("temp dir");
+    write_log(data.path(), "default", 10);
+
+    let clean = girok_verify(data.path());
+    let report = text(&clean);
+    assert!(clean.status.success(), "{report}{}", error_text(&clean));
+    let legacy = report_of(&report, "log default (top level, not yet moved to logs/default/)");
+    assert!(legacy.contains(&"1 segments, 10 records: OK"), "{report}");
+    assert_eq!(report.lines().last(), Some("1 logs, 10 records: OK"), "{report}");
+
+    flip_a_byte_of_record(data.path(), "default", 4);
+    let damaged = girok_verify(data.path());
+    assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged));
+    assert!(text(&damaged).ends_with(": CORRUPT: default\n"), "{}", text(&damaged));
+}
+
+#[test]
+fn verify_of_a_data_directory_without_logs_is_ok_and_of_a_missing_one_fails() {
+    // No logs/ and no segments (a server that never ran), or an empty logs/, is a clean data
+    // directory; one that does not exist cannot be verified (status 2).
+    let data = tempfile::tempdir().expect("temp dir");
+    for _ in 0..2 {
+        let output = girok_verify(data.path());
+        assert!(output.status.success(), "{}", error_text(&output));
+        assert_eq!(text(&output), "0 logs, 0 records: OK\n");
+        std::fs::create_dir_all(data.path().join("logs")).unwrap();
+    }
+    let missing = girok_verify(&data.path().join("nowhere"));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(error_text(&missing).contains("is not a directory"), "{}", error_text(&missing));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_every_log_a_server_wrote() {
+    // After the shipped server has written two logs and stopped, `girok verify` reports both,
+    // clean.
+    let mut served = Served::start();
+    let url = served.url();
+    common::bounded("produce to two logs", async {
+        assert_eq!(text(&girok(&url, &["produce", "a", "b"], "").await), "0\n1\n");
+        assert_eq!(text(&girok(&url, &["--log", "orders", "produce", "c"], "").await), "0\n");
+    })
+    .await;
+    assert!(tokio::task::block_in_place(|| served.server.terminate()).success());
+    let output = girok_verify(served.data.path());
+    let report = text(&output);
+    assert!(output.status.success(), "{report}{}", error_text(&output));
+    let headers: Vec<&str> = report.lines().filter(|l| l.starts_with("log ")).collect();
+    assert_eq!(headers, ["log default", "log orders"], "{report}");
+    assert_eq!(report.lines().last(), Some("2 logs, 3 records: OK"), "{report}");
 }

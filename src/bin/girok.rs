@@ -1,19 +1,30 @@
 //! The girok command-line client: produce, consume, tail and offsets against a running server,
-//! and `verify`, an offline check of a data directory. Values are written to stdout one per line
-//! (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
+//! on the log `--log` names (`default` unless told); `logs` to list, create, update and delete
+//! logs; and `verify`, an offline check of a data directory. Values are written to stdout one per
+//! line (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
 //!
 //! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin) is
 //! bounded only until it opens: after that it may idle or flow for as long as it likes.
 
-use std::io::{self, BufRead};
+use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use girok::client::{Client, ClientError};
-use tokio::sync::{mpsc, oneshot};
+use girok::client::{Client, ClientError, DEFAULT_LOG};
 use tonic::transport::Endpoint;
+
+use crate::table::Units;
+
+// The binary's root sits in src/bin/, so its modules are found by path.
+#[path = "girok/logs.rs"]
+mod logs;
+#[path = "girok/stdin.rs"]
+mod stdin;
+#[path = "girok/table.rs"]
+mod table;
+#[path = "girok/verify.rs"]
+mod verify;
 
 /// A command-line client for a girok server.
 #[derive(Debug, Parser)]
@@ -26,6 +37,9 @@ struct Args {
     /// Streams are bounded only until they open.
     #[arg(long, env = "GIROK_TIMEOUT", default_value = "10s", global = true, value_parser = parse_timeout)]
     timeout: Duration,
+    /// The log that produce, consume, tail and offsets use; the others ignore it.
+    #[arg(long, env = "GIROK_LOG", default_value = DEFAULT_LOG, global = true)]
+    log: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,8 +65,18 @@ enum Command {
     },
     /// Prints the committed range `lowest next`.
     Offsets,
-    /// Scans every frame's checksum and offset in a data directory (offline, read-only), prints
-    /// a summary and exits non-zero on corruption.
+    /// Lists, creates, updates and deletes logs. Sizes take units (64MiB, 10GB) or a plain byte
+    /// count; ages take units (7d, 12h, 90m).
+    Logs {
+        /// Print the table's numbers exact, for scripts: sizes in bytes, ages in milliseconds,
+        /// 0 for unlimited.
+        #[arg(long, global = true)]
+        bytes: bool,
+        #[command(subcommand)]
+        command: logs::LogsCommand,
+    },
+    /// Scans every frame's checksum and offset of every log in a data directory (offline,
+    /// read-only), prints a report per log and a summary, and exits non-zero on corruption.
     Verify {
         /// The server's data directory.
         #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
@@ -64,7 +88,7 @@ enum Command {
 async fn main() -> ExitCode {
     let args = Args::parse();
     if let Command::Verify { data_dir } = &args.command {
-        return verify(data_dir);
+        return verify::run(data_dir);
     }
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,6 +130,12 @@ enum CliError {
     /// The server ended a produce stream with OK before acking every line sent.
     #[error("the server ended the stream after {acked} acks, before all of stdin was appended")]
     Incomplete { acked: u64 },
+    /// `logs delete default`: the server keeps the log requests without a name go to.
+    #[error("the log \"default\" cannot be deleted: it is where requests naming no log go")]
+    DefaultLog,
+    /// The server answered a `logs` call UNIMPLEMENTED: it predates named logs.
+    #[error("the server at {addr} does not support named logs: upgrade girok-server")]
+    NoNamedLogs { addr: String },
 }
 
 /// `--timeout` for one server: how long connecting and each call may take.
@@ -147,36 +177,41 @@ impl Deadline {
 async fn run(args: Args) -> Result<(), CliError> {
     let deadline = Deadline { addr: args.addr, limit: args.timeout };
     let mut client = deadline.connect().await?;
+    let mut log = client.log(args.log);
     match args.command {
         Command::Produce { values } if values.is_empty() => {
-            produce_stdin(&mut client, &deadline).await
+            stdin::produce_stdin(&mut log, &deadline).await
         }
         Command::Produce { values } => {
             for value in values {
-                println!("{}", deadline.call(client.produce(value)).await?);
+                println!("{}", deadline.call(log.produce(value)).await?);
             }
             Ok(())
         }
         Command::Consume { offset } => {
-            let record = deadline.call(client.consume(offset)).await?;
+            let record = deadline.call(log.consume(offset)).await?;
             println!("{}", String::from_utf8_lossy(&record.value));
             Ok(())
         }
         Command::Tail { from } => {
             let from = match from {
                 Some(offset) => offset,
-                None => deadline.call(client.offsets()).await?.end,
+                None => deadline.call(log.offsets()).await?.end,
             };
-            let mut records = deadline.call(client.consume_stream(from)).await?;
+            let mut records = deadline.call(log.consume_stream(from)).await?;
             while let Some(record) = records.next().await? {
                 println!("{}\t{}", record.offset, String::from_utf8_lossy(&record.value));
             }
             Ok(())
         }
         Command::Offsets => {
-            let range = deadline.call(client.offsets()).await?;
+            let range = deadline.call(log.offsets()).await?;
             println!("{} {}", range.start, range.end);
             Ok(())
+        }
+        Command::Logs { bytes, command } => {
+            let units = if bytes { Units::Exact } else { Units::Human };
+            logs::run(&mut client, &deadline, command, units).await
         }
         Command::Verify { .. } => unreachable!("handled before connecting"),
     }
@@ -187,79 +222,5 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     match girok::units::parse_duration(text, Duration::from_secs(1))? {
         Duration::ZERO => Err("the timeout must be above zero".to_string()),
         timeout => Ok(timeout),
-    }
-}
-
-/// `girok verify`: exit 0 when the data directory is free of corruption, 1 when it is not, 2 when
-/// it cannot be read.
-fn verify(dir: &std::path::Path) -> ExitCode {
-    if !dir.is_dir() {
-        eprintln!("girok: {} is not a directory", dir.display());
-        return ExitCode::from(2);
-    }
-    match girok::storage::disk::verify(dir) {
-        Ok(report) => {
-            println!("{report}");
-            if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-        }
-        Err(err) => {
-            eprintln!("girok: cannot verify {}: {err}", dir.display());
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Streams stdin's lines as records and prints each ack. Fails if stdin cannot be read (after
-/// sending the lines before), if the server ends the stream with an error, or if it ends it before
-/// acking every line.
-async fn produce_stdin(client: &mut Client, deadline: &Deadline) -> Result<(), CliError> {
-    let (lines, rx) = mpsc::channel::<Bytes>(1024);
-    let (report, mut outcome) = oneshot::channel();
-    // A thread, not a tokio blocking task: a blocking read of a terminal cannot be cancelled, and
-    // the runtime would wait for it on exit when the server fails first.
-    std::thread::spawn(move || {
-        let sent = send_lines(io::stdin().lock(), &lines);
-        // Reported before `lines` drops, so it is there by the time the half-close is acked.
-        let _ = report.send(sent);
-    });
-    let values = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut acks = deadline.call(client.produce_stream(values)).await?;
-    let mut acked = 0;
-    while let Some(offset) = acks.next().await? {
-        println!("{offset}");
-        acked += 1;
-    }
-    let sent = match outcome.try_recv() {
-        Ok(sent) => sent?,
-        // The stream ended with OK while stdin was still being read: the rest was never sent.
-        Err(_) => return Err(CliError::Incomplete { acked }),
-    };
-    if sent != acked {
-        return Err(CliError::Incomplete { acked });
-    }
-    Ok(())
-}
-
-/// Sends each line of `input` as raw bytes, without its `\n` or `\r\n`, until end of input or
-/// until the stream is gone (its acks report why). Answers how many lines were sent.
-fn send_lines(mut input: impl BufRead, lines: &mpsc::Sender<Bytes>) -> Result<u64, CliError> {
-    let mut sent = 0;
-    loop {
-        let mut line = Vec::new();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => return Ok(sent),
-            Ok(_) => {}
-            Err(source) => return Err(CliError::Stdin { lines: sent, source }),
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-        }
-        if lines.blocking_send(Bytes::from(line)).is_err() {
-            return Ok(sent);
-        }
-        sent += 1;
     }
 }
