@@ -359,6 +359,9 @@ async fn tail_with_log_prints_that_logs_records_only() {
     // `orders` with their offsets there, and none of those produced to `default` in between.
     let served = Served::start();
     let url = served.url();
+    // A tail of a log that does not exist ends at once with NOT_FOUND: create it first.
+    let mut admin = girok::client::Client::connect(url.clone()).await.expect("connect");
+    admin.create_log("orders", Default::default()).await.expect("create orders");
     let tail = |env: &[(&str, &str)], args: &[&str]| {
         let mut command = command(&url, args);
         command.envs(env.iter().copied()).stdin(Stdio::null());
