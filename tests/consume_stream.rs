@@ -41,6 +41,32 @@ async fn replays_then_delivers_live_records_promptly() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tail_of_a_named_log_replays_then_follows_that_log_only() {
+    for_each_log(|logs| async move {
+        let server = common::start_server_as("orders", logs.open_default()).await;
+        let client = server.client().await;
+        let mut orders = client.log("orders");
+        for i in 0..5 {
+            orders.produce(format!("old-{i}")).await.unwrap();
+        }
+        let mut tail = client.log("orders").consume_stream(0).await.unwrap();
+        for i in 0..5u64 {
+            let record = tail.next().await.unwrap().unwrap();
+            assert_eq!((record.offset, record.value), (i, Bytes::from(format!("old-{i}"))));
+        }
+        let mut neighbour = client.log("first");
+        for i in 5..10u64 {
+            neighbour.produce("elsewhere").await.unwrap();
+            client.log("default").produce("elsewhere").await.unwrap();
+            orders.produce(format!("new-{i}")).await.unwrap();
+            let record = tail.next().await.unwrap().unwrap();
+            assert_eq!((record.offset, record.value), (i, Bytes::from(format!("new-{i}"))));
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_stream_at_a_future_offset_waits_for_it() {
     // A tail from offset 10 of an empty log gets nothing until offset 10 is appended.

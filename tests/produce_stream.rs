@@ -42,6 +42,27 @@ async fn thousands_of_records_are_acked_in_order_then_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_to_a_named_log_is_acked_in_order_and_lands_there_only() {
+    for_each_log(|logs| async move {
+        let server = common::start_server_as("orders", logs.open_default()).await;
+        let client = server.client().await;
+        let mut orders = client.log("orders");
+        let values = (0..2_000).map(|i| Bytes::from(format!("record-{i}")));
+        let mut acks = orders.produce_stream(futures_util::stream::iter(values)).await.unwrap();
+        for expected in 0..2_000 {
+            assert_eq!(acks.next().await.unwrap(), Some(expected));
+        }
+        assert_eq!(acks.next().await.unwrap(), None, "half-close ends with OK");
+        assert_eq!(orders.offsets().await.unwrap(), 0..2_000);
+        assert_eq!(orders.consume(1_999).await.unwrap().value, Bytes::from("record-1999"));
+        for neighbour in ["default", "first", "zz-last"] {
+            assert_eq!(client.log(neighbour).offsets().await.unwrap(), 0..0, "{neighbour}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_arriving_during_a_sync_are_appended_as_one_batch() {
     // With each append taking 2 ms (a sync), 2,000 streamed records need far fewer appends than
     // records: the stream is pipelined, not a round trip per record.

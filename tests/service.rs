@@ -36,6 +36,33 @@ async fn round_trip() {
 }
 
 #[tokio::test]
+async fn round_trip_on_a_named_log() {
+    // The same through a named log, whose neighbours (and `default`) see none of it.
+    for_each_log(|logs| async move {
+        let server = common::start_server_as("orders", logs.open_default()).await;
+        let client = server.client().await;
+        let mut orders = client.log("orders");
+        assert_eq!(orders.offsets().await.unwrap(), 0..0);
+        for (i, value) in ["first", "", "third"].into_iter().enumerate() {
+            assert_eq!(orders.produce(value).await.unwrap(), i as u64);
+        }
+        for (i, value) in ["first", "", "third"].into_iter().enumerate() {
+            let record = orders.consume(i as u64).await.unwrap();
+            assert_eq!((record.offset, record.value), (i as u64, Bytes::from(value)));
+        }
+        assert_eq!(orders.offsets().await.unwrap(), 0..3);
+        for neighbour in ["default", "first", "zz-last"] {
+            assert_eq!(client.log(neighbour).offsets().await.unwrap(), 0..0, "{neighbour}");
+        }
+        match orders.consume(3).await {
+            Err(ClientError::OffsetOutOfRange { offset: 3, lowest_offset: 0, next_offset: 3 }) => {}
+            other => panic!("expected OffsetOutOfRange, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn records_carry_their_append_time_and_a_producer_cannot_set_it() {
     // Every record read back, by Consume or ConsumeStream, carries the log's append time in ms
     // since the epoch, never decreasing; a timestamp in the produce request is ignored.

@@ -120,6 +120,16 @@ pub async fn start_server_with(log: Arc<dyn CommitLog>, config: ServerConfig) ->
     TestServer { addr, log, logs, shutdown: Some(tx), task: Some(task) }
 }
 
+/// Starts a server over a registry serving `log` as `name` (beside an empty `default` and the
+/// logs `first` and `zz-last`, so that the log under test has neighbours on both sides).
+pub async fn start_server_as(name: &str, log: Arc<dyn CommitLog>) -> TestServer {
+    let logs = girok::logs::Logs::serving_as(name, log, girok::logs::LogsConfig::default());
+    for neighbour in ["first", "zz-last"] {
+        logs.create(neighbour, Default::default()).expect("create a neighbour");
+    }
+    start_registry(Arc::new(logs), ServerConfig::default()).await
+}
+
 /// Starts a server over the registry `logs` with `config`.
 pub async fn start_registry(logs: Arc<girok::logs::Logs>, config: ServerConfig) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
