@@ -273,9 +273,7 @@ impl Shared {
             return Err(self.commit.fail("sealing a segment", err));
         }
         let capacity = self.config.index_capacity().max(min_entries);
-        let mut segment =
-            Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
-        prepare_active(&mut segment, &self.config);
+        let segment = Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
         state.segments.push(segment);
         state.dir_unsynced = true;
         self.sync_dir(state)
@@ -345,6 +343,10 @@ impl Shared {
             state.scratch = frames;
         }
         appended?;
+        if self.config.fsync == FsyncPolicy::Always {
+            // Every append waits for a sync here: zeros ahead keep those syncs data-only.
+            state.active().fill_ahead(self.config.max_store_bytes);
+        }
         state.written = end;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
@@ -546,8 +548,7 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     let bases = dir::segment_bases(dir)?;
     let capacity = config.index_capacity();
     let Some((&last, sealed)) = bases.split_last() else {
-        let mut first = Segment::create(dir, config.log.initial_offset, capacity, opener)?;
-        prepare_active(&mut first, config);
+        let first = Segment::create(dir, config.log.initial_offset, capacity, opener)?;
         opener.sync_dir(dir).map_err(dir_sync_io)?;
         return Ok(vec![first]);
     };
@@ -555,22 +556,9 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     for (i, &base) in sealed.iter().enumerate() {
         segments.push(recovery::open_sealed(dir, base, bases[i + 1], opener)?);
     }
-    let mut active = recovery::open_active(dir, last, capacity, opener)?;
-    prepare_active(&mut active, config);
-    segments.push(active);
+    segments.push(recovery::open_active(dir, last, capacity, opener)?);
     opener.sync_dir(dir).map_err(dir_sync_io)?;
     Ok(segments)
-}
-
-/// How far ahead of its data an active store is zero-filled under [`FsyncPolicy::Always`].
-const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Readies the segment appends go to: under `Always`, where every append waits for a sync,
-/// its store is zero-filled ahead so that those syncs are data-only flushes.
-fn prepare_active(segment: &mut Segment, config: &DiskConfig) {
-    if config.fsync == FsyncPolicy::Always {
-        segment.preallocate(PREALLOCATE_BYTES, config.max_store_bytes);
-    }
 }
 
 /// Starts the syncer of [`FsyncPolicy::Interval`]. It holds the log weakly and stops once the

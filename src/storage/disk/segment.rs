@@ -141,10 +141,11 @@ impl Segment {
         self.active.as_ref().map_or(0, |a| a.index.capacity() - self.span.entries)
     }
 
-    /// Zero-fills an active store ahead of its data (see `store`), up to `limit` bytes.
-    pub(super) fn preallocate(&mut self, chunk: u64, limit: u64) {
+    /// Zero-fills an active store ahead of its data once the data has reached the zeros' end
+    /// (see `store`), never past `limit` bytes.
+    pub(super) fn fill_ahead(&mut self, limit: u64) {
         if let Some(active) = self.active.as_mut() {
-            active.store.preallocate(chunk, limit);
+            active.store.fill_ahead(limit);
         }
     }
 
