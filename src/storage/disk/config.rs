@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::index::INDEX_ENTRY_BYTES;
 use crate::storage::{Error, LogConfig, Result};
 
+/// The size an active segment's index starts at (or `max_index_bytes`, if smaller).
+const INDEX_START_BYTES: u64 = 64 * 1024;
+
 /// When appended data is synced to stable storage.
 ///
 /// Under every policy an append returns only once its records are in the file, so a process crash
@@ -32,8 +35,10 @@ pub struct DiskConfig {
     /// A segment's store file rolls once the next frame would take it past this size.
     /// Default 128 MiB. A record larger than this gets a segment of its own.
     pub max_store_bytes: u64,
-    /// A segment's index file size; it rolls when full. Rounded down to a whole number of
-    /// entries. Default 16 MiB (about 1.4 M records per segment).
+    /// The most an active segment's index file grows to; the segment rolls when its index is
+    /// this size and full. Rounded down to a whole number of entries. An index starts at 64 KiB
+    /// (or this, if smaller) and doubles as it fills, so an idle segment holds 64 KiB, not this.
+    /// Default 16 MiB (about 1.4 M records per segment).
     pub max_index_bytes: u64,
     /// The durability policy. Default [`FsyncPolicy::Always`].
     pub fsync: FsyncPolicy,
@@ -76,8 +81,13 @@ impl DiskConfig {
         Ok(())
     }
 
-    /// Index entries per new segment.
-    pub(super) fn index_capacity(&self) -> u64 {
+    /// The most index entries a segment takes before it rolls.
+    pub(super) fn max_index_entries(&self) -> u64 {
         self.max_index_bytes / INDEX_ENTRY_BYTES
+    }
+
+    /// Index entries a new active segment starts with.
+    pub(super) fn start_index_entries(&self) -> u64 {
+        self.max_index_bytes.min(INDEX_START_BYTES) / INDEX_ENTRY_BYTES
     }
 }

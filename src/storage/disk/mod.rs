@@ -75,6 +75,7 @@ pub use verify::{SegmentReport, VerifyReport, verify};
 
 use self::commit::Commit;
 use self::fs::{DirSyncError, FileOpener, OsFiles};
+use self::index::grown_capacity;
 use self::sealed::SealedFiles;
 use self::segment::{Located, Segment};
 use self::store::{FRAME_HEADER_BYTES, decode_frame, encode_frame};
@@ -272,7 +273,8 @@ impl Shared {
         {
             return Err(self.commit.fail("sealing a segment", err));
         }
-        let capacity = self.config.index_capacity().max(min_entries);
+        let start = self.config.start_index_entries();
+        let capacity = grown_capacity(start, min_entries, self.config.max_index_entries());
         let segment = Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
         state.segments.push(segment);
         state.dir_unsynced = true;
@@ -324,6 +326,11 @@ impl Shared {
         if active.is_sealed() || self.must_roll(active, frame_bytes, count) {
             self.roll(state, count)?;
         }
+        // A full index was rolled above unless it was below its maximum (it grows by doubling)
+        // or the segment is empty (an oversized batch: rolling would create a second segment at
+        // the same base). Growing maps the index anew, which the write lock makes safe: readers
+        // locate frames under the read lock and keep no reference into the mapping.
+        state.active().make_index_room(count, self.config.max_index_entries())?;
         let mut frames = std::mem::take(&mut state.scratch);
         frames.clear();
         let mut starts = Vec::with_capacity(values.len());
@@ -331,12 +338,6 @@ impl Shared {
         for (i, (value, crc)) in values.iter().zip(&crcs).enumerate() {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
-        }
-        let active = state.active();
-        if count > active.index_room() {
-            // Only an empty segment gets here (a full one was rolled): an oversized batch. Grow
-            // its index in place; rolling would create a second segment at the same base.
-            active.reserve(count)?;
         }
         let appended = state.active().append(&frames, &starts);
         if frames.capacity() <= 4 * 1024 * 1024 {
@@ -362,9 +363,10 @@ impl Shared {
     /// Whether a batch of `count` records (`frame_bytes` on disk) must go to a new segment: the
     /// active one has records and the batch would overflow its store or its index.
     fn must_roll(&self, active: &Segment, frame_bytes: u64, count: u64) -> bool {
+        let max_entries = self.config.max_index_entries().max(active.index_capacity());
         active.entries() > 0
             && (active.store_size() + frame_bytes > self.config.max_store_bytes
-                || count > active.index_room())
+                || active.entries() + count > max_entries)
     }
 
     /// A batch that rolls the log seals the active segment, and sealing syncs its store while
@@ -546,9 +548,9 @@ fn dir_sync_io(err: DirSyncError) -> std::io::Error {
 /// Opens every segment of `dir`, or creates the first one at the configured initial offset.
 fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Result<Vec<Segment>> {
     let bases = dir::segment_bases(dir)?;
-    let capacity = config.index_capacity();
+    let (start, max) = (config.start_index_entries(), config.max_index_entries());
     let Some((&last, sealed)) = bases.split_last() else {
-        let first = Segment::create(dir, config.log.initial_offset, capacity, opener)?;
+        let first = Segment::create(dir, config.log.initial_offset, start, opener)?;
         opener.sync_dir(dir).map_err(dir_sync_io)?;
         return Ok(vec![first]);
     };
@@ -556,7 +558,7 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     for (i, &base) in sealed.iter().enumerate() {
         segments.push(recovery::open_sealed(dir, base, bases[i + 1], opener)?);
     }
-    segments.push(recovery::open_active(dir, last, capacity, opener)?);
+    segments.push(recovery::open_active(dir, last, (start, max), opener)?);
     opener.sync_dir(dir).map_err(dir_sync_io)?;
     Ok(segments)
 }
@@ -632,6 +634,47 @@ mod tests {
         log.close().unwrap();
         let sealed = std::fs::metadata(index_path(dir.path(), 0)).unwrap().len();
         assert_eq!(sealed, 36, "a sealed index is trimmed to its entries");
+    }
+
+    #[test]
+    fn an_active_index_starts_small_and_doubles_up_to_its_maximum_before_the_segment_rolls() {
+        // A new segment's index holds 64 KiB of entries, doubles as they fill, and the segment
+        // rolls only once the index is at max_index_bytes and full; a reopen does not grow it.
+        let dir = tempfile::tempdir().unwrap();
+        let start = 64 * 1024 / 12;
+        let config = DiskConfig {
+            max_index_bytes: 4 * start * 12,
+            fsync: FsyncPolicy::Never,
+            ..DiskConfig::default()
+        };
+        let index_len = |base| std::fs::metadata(index_path(dir.path(), base)).unwrap().len();
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        log.append(Bytes::new()).unwrap();
+        assert_eq!(index_len(0), start * 12);
+        let batch = vec![Bytes::new(); 1000];
+        while log.next_offset() + 1000 <= start + 1 {
+            log.append_batch(&batch).unwrap();
+        }
+        assert_eq!(index_len(0), start * 12, "full, not yet grown");
+        log.append_batch(&batch).unwrap();
+        assert_eq!(index_len(0), 2 * start * 12, "grown by doubling");
+        drop(log);
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(index_len(0), 2 * start * 12, "a reopen keeps the index's size");
+        let tail = vec![Bytes::new(); (4 * start - log.next_offset()) as usize];
+        log.append_batch(&tail).unwrap();
+        assert_eq!((log.segment_count(), index_len(0)), (1, 4 * start * 12));
+        log.append(Bytes::new()).unwrap();
+        assert_eq!(log.segment_count(), 2, "rolled once full at its maximum");
+        assert_eq!(index_len(4 * start), start * 12, "the new segment starts small");
+        drop(log);
+
+        // A lost active index is rebuilt at the size its records need, not at the maximum.
+        std::fs::remove_file(index_path(dir.path(), 4 * start)).unwrap();
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        assert_eq!(index_len(4 * start), start * 12);
+        assert_eq!(log.read(4 * start).unwrap().offset, 4 * start);
+        log.close().unwrap();
     }
 
     #[test]
