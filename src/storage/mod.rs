@@ -117,6 +117,16 @@ pub trait CommitLog: Send + Sync + 'static {
 
     /// Syncs and closes the log. Later calls fail with [`Error::Closed`].
     fn close(&self) -> Result<()>;
+
+    /// The bytes of record data the log holds: its store files' written length (headers and
+    /// frames, no preallocated space, no indexes). A log without files says what it counts.
+    fn size_bytes(&self) -> u64;
+
+    /// Sets the store size a segment rolls at, from the next append on. Logs without segments
+    /// ignore it.
+    fn set_segment_bytes(&self, _bytes: u64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The timestamp of a record appended after one stamped `previous`: now in milliseconds since

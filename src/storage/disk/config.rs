@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::index::INDEX_ENTRY_BYTES;
 use crate::storage::{Error, LogConfig, Result};
 
+/// The smallest `max_store_bytes` accepted.
+pub(super) const MIN_STORE_BYTES: u64 = 64;
+
 /// The size an active segment's index starts at (or `max_index_bytes`, if smaller).
 const INDEX_START_BYTES: u64 = 64 * 1024;
 
@@ -64,8 +67,10 @@ impl DiskConfig {
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<()> {
         self.log.validate()?;
-        if self.max_store_bytes < 64 {
-            return Err(Error::Config("max_store_bytes must be at least 64".into()));
+        if self.max_store_bytes < MIN_STORE_BYTES {
+            return Err(Error::Config(format!(
+                "max_store_bytes must be at least {MIN_STORE_BYTES}"
+            )));
         }
         if self.max_index_bytes < 2 * INDEX_ENTRY_BYTES {
             return Err(Error::Config(format!(

@@ -65,6 +65,7 @@ mod verify;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -74,11 +75,13 @@ pub use config::{DiskConfig, FsyncPolicy};
 pub use verify::{SegmentReport, VerifyReport, verify};
 
 use self::commit::Commit;
+use self::config::MIN_STORE_BYTES;
 use self::fs::{DirSyncError, FileOpener, OsFiles};
 use self::index::grown_capacity;
 use self::sealed::SealedFiles;
 use self::segment::{Located, Segment};
-use self::store::{FRAME_HEADER_BYTES, decode_frame, encode_frame};
+pub(crate) use self::store::FRAME_HEADER_BYTES;
+use self::store::{decode_frame, encode_frame};
 use self::syncer::Syncer;
 use super::locks::Locks;
 use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
@@ -97,6 +100,9 @@ struct Shared {
     dir: PathBuf,
     config: DiskConfig,
     opener: Arc<dyn FileOpener>,
+    /// The store size a segment rolls at: `config.max_store_bytes` until
+    /// [`DiskLog::set_max_store_bytes`] replaces it. Appends read it without a lock.
+    max_store_bytes: AtomicU64,
     /// The segments and the write position; see the module doc for who takes it and how long.
     state: RwLock<State>,
     /// The commit point and group commit. Taken after `state` when both are held.
@@ -113,6 +119,8 @@ struct State {
     segments: Vec<Segment>,
     /// The offset the next written record gets; `>= committed`.
     written: u64,
+    /// The sum of the segments' store sizes (headers and frames): [`CommitLog::size_bytes`].
+    store_bytes: u64,
     /// The timestamp of the last record written: the next one gets at least this.
     last_timestamp_ms: u64,
     /// Reused buffer for encoding frames.
@@ -141,6 +149,7 @@ impl State {
             "segments out of order, or an active segment before the last"
         );
         debug_assert_eq!(self.segments.last().map(Segment::end), Some(self.written));
+        debug_assert_eq!(self.store_bytes, self.segments.iter().map(Segment::store_size).sum());
     }
 }
 
@@ -175,12 +184,15 @@ impl DiskLog {
         let lock = dir::lock(&dir)?;
         let segments = open_segments(&dir, &config, opener.as_ref())?;
         let written = segments.last().expect("at least one segment").end();
+        let store_bytes = segments.iter().map(Segment::store_size).sum();
         let shared = Arc::new(Shared {
             dir,
             opener,
+            max_store_bytes: AtomicU64::new(config.max_store_bytes),
             state: RwLock::new(State {
                 segments,
                 written,
+                store_bytes,
                 last_timestamp_ms: 0,
                 scratch: Vec::new(),
                 dir_unsynced: false,
@@ -215,6 +227,19 @@ impl DiskLog {
     #[cfg(feature = "internals")]
     pub fn open_sealed_segments(&self) -> usize {
         self.shared.sealed.len()
+    }
+
+    /// Replaces the store size a segment rolls at ([`DiskConfig::max_store_bytes`]): the next
+    /// append's roll decision uses it. Fails with [`Error::Config`] below 64 bytes.
+    pub fn set_max_store_bytes(&self, bytes: u64) -> Result<()> {
+        if bytes < MIN_STORE_BYTES {
+            return Err(Error::Config(format!(
+                "max_store_bytes must be at least {MIN_STORE_BYTES}"
+            )));
+        }
+        self.shared.read_locked(&self.shared.state).check_open()?;
+        self.shared.max_store_bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Syncs everything written so far, whatever the policy.
@@ -276,6 +301,7 @@ impl Shared {
         let start = self.config.start_index_entries();
         let capacity = grown_capacity(start, min_entries, self.config.max_index_entries());
         let segment = Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
+        state.store_bytes += segment.store_size();
         state.segments.push(segment);
         state.dir_unsynced = true;
         self.sync_dir(state)
@@ -339,6 +365,7 @@ impl Shared {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
         }
+        let frames_len = frames.len() as u64;
         let appended = state.active().append(&frames, &starts);
         if frames.capacity() <= 4 * 1024 * 1024 {
             state.scratch = frames;
@@ -346,9 +373,10 @@ impl Shared {
         appended?;
         if self.config.fsync == FsyncPolicy::Always {
             // Every append waits for a sync here: zeros ahead keep those syncs data-only.
-            state.active().fill_ahead(self.config.max_store_bytes);
+            state.active().fill_ahead(self.max_store_bytes());
         }
         state.written = end;
+        state.store_bytes += frames_len;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
         if self.config.fsync != FsyncPolicy::Always {
@@ -360,12 +388,17 @@ impl Shared {
         Ok(start..end)
     }
 
+    /// The store size a segment rolls at.
+    fn max_store_bytes(&self) -> u64 {
+        self.max_store_bytes.load(Ordering::Relaxed)
+    }
+
     /// Whether a batch of `count` records (`frame_bytes` on disk) must go to a new segment: the
     /// active one has records and the batch would overflow its store or its index.
     fn must_roll(&self, active: &Segment, frame_bytes: u64, count: u64) -> bool {
         let max_entries = self.config.max_index_entries().max(active.index_capacity());
         active.entries() > 0
-            && (active.store_size() + frame_bytes > self.config.max_store_bytes
+            && (active.store_size() + frame_bytes > self.max_store_bytes()
                 || active.entries() + count > max_entries)
     }
 
@@ -506,6 +539,7 @@ impl CommitLog for DiskLog {
         let mut removed = 0;
         while removed < keep {
             let segment = state.segments.remove(0);
+            state.store_bytes -= segment.store_size();
             segment.delete(&shared.dir)?;
             removed += 1;
         }
@@ -517,6 +551,17 @@ impl CommitLog for DiskLog {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.commit.subscribe()
+    }
+
+    /// The sum of the segments' store sizes, kept as appends, rolls and truncation change them:
+    /// headers and frames up to the write position (records written and not yet committed
+    /// included), no zeros written ahead, no indexes.
+    fn size_bytes(&self) -> u64 {
+        self.shared.read_locked(&self.shared.state).store_bytes
+    }
+
+    fn set_segment_bytes(&self, bytes: u64) -> Result<()> {
+        self.set_max_store_bytes(bytes)
     }
 
     fn close(&self) -> Result<()> {
@@ -675,6 +720,65 @@ mod tests {
         assert_eq!(index_len(4 * start), start * 12);
         assert_eq!(log.read(4 * start).unwrap().offset, 4 * start);
         log.close().unwrap();
+    }
+
+    #[test]
+    fn size_bytes_is_the_stores_written_length_through_rolls_truncation_and_reopen() {
+        // size_bytes is the sum of the store files' data (headers and frames, no zeros ahead):
+        // right after appends, a roll, a truncation, a crash and a clean reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let config = DiskConfig { max_store_bytes: 200, ..DiskConfig::default() };
+        let stores = || -> u64 {
+            let (bases, _) = dir::list_bases(dir.path()).unwrap();
+            let data = |base| {
+                let bytes = std::fs::read(store_path(dir.path(), base)).unwrap();
+                bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count()
+            };
+            bases.into_iter().map(|base| data(base) as u64).sum()
+        };
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.size_bytes(), 24, "a store header");
+        log.append(Bytes::from_static(&[7u8; 16])).unwrap();
+        assert_eq!(log.size_bytes(), 24 + 40);
+        for _ in 0..9 {
+            log.append(Bytes::from_static(&[7u8; 16])).unwrap();
+        }
+        assert_eq!(log.segment_count(), 3, "four frames of 40 bytes fill a 200-byte store");
+        assert_eq!(log.size_bytes(), 3 * 24 + 10 * 40);
+        assert_eq!(log.size_bytes(), stores());
+        assert_eq!(log.truncate(8).unwrap(), 8);
+        assert_eq!(log.size_bytes(), 24 + 2 * 40);
+        assert_eq!(log.size_bytes(), stores());
+        drop(log);
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.size_bytes(), 24 + 2 * 40, "after a crash");
+        log.close().unwrap();
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.size_bytes(), 24 + 2 * 40, "after a clean stop");
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn set_max_store_bytes_rolls_the_very_next_append_that_would_pass_it() {
+        // A smaller roll size applies from the next append on; one below 64 bytes is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
+        for _ in 0..3 {
+            log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        }
+        assert!(matches!(log.set_max_store_bytes(63), Err(Error::Config(_))));
+        assert_eq!(log.segment_count(), 1);
+        log.set_segment_bytes(24 + 4 * 40).unwrap();
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!(log.segment_count(), 1, "24 + 4 * 40 bytes still fit");
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!(log.segment_count(), 2, "the fifth frame would not");
+        assert_eq!(log.read(4).unwrap().offset, 4);
+        log.set_max_store_bytes(1 << 20).unwrap();
+        log.append_batch(&vec![Bytes::from_static(&[1u8; 16]); 10]).unwrap();
+        assert_eq!(log.segment_count(), 2, "a larger size lets the segment grow again");
+        log.close().unwrap();
+        assert!(matches!(log.set_max_store_bytes(1 << 20), Err(Error::Closed)));
     }
 
     #[test]
