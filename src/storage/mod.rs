@@ -10,7 +10,7 @@
 //! | `error.rs` | [`Error`] |
 //! | `locks.rs` | the one lock-poisoning policy |
 //! | `memory.rs` | [`MemoryLog`] |
-//! | `disk/` | [`DiskLog`] and its files |
+//! | `disk/` | [`DiskLog`], the [`DiskGroup`] of logs that share a server, and their files |
 
 mod config;
 pub mod disk;
@@ -24,7 +24,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 pub use config::{DEFAULT_MAX_RECORD_BYTES, LogConfig};
-pub use disk::{DiskConfig, DiskLog, FsyncPolicy};
+pub use disk::{DiskConfig, DiskGroup, DiskLog, FsyncPolicy};
 pub use error::{Error, Result};
 pub use memory::MemoryLog;
 

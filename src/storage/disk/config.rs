@@ -37,6 +37,9 @@ pub struct DiskConfig {
     pub log: LogConfig,
     /// A segment's store file rolls once the next frame would take it past this size.
     /// Default 128 MiB. A record larger than this gets a segment of its own.
+    /// [`DiskLog::set_max_store_bytes`](super::DiskLog::set_max_store_bytes) replaces it on an
+    /// open log. Under [`FsyncPolicy::Always`] the active store is zero-filled ahead of its data
+    /// in steps of its size (64 KiB to 4 MiB), never past this.
     pub max_store_bytes: u64,
     /// The most an active segment's index file grows to; the segment rolls when its index is
     /// this size and full. Rounded down to a whole number of entries. An index starts at 64 KiB
@@ -47,7 +50,9 @@ pub struct DiskConfig {
     pub fsync: FsyncPolicy,
     /// How many sealed segments may have their files open at once (a store descriptor and an
     /// index mapping each); reads of others open them, closing the least recently used. The
-    /// active segment holds one more descriptor. Default 64, at least 1.
+    /// active segment holds one more descriptor. Default 64, at least 1. Used by
+    /// [`DiskLog::open`](super::DiskLog::open) only: a log opened in a
+    /// [`DiskGroup`](super::DiskGroup) shares the group's bound instead.
     pub max_open_segments: usize,
 }
 

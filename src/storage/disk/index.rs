@@ -14,9 +14,14 @@
 //! This module holds all of the crate's `unsafe` code. The mapping invariants that keep it sound:
 //! every mapped byte is backed by allocated file space (allocated with `posix_fallocate` before
 //! mapping, so a full disk is an error here, never a SIGBUS later — even when the file was left
-//! sparse by a copy or a restore); the data directory is locked, so no other process changes the
-//! file; and girok never shrinks the file while it is mapped (sealing flushes and unmaps first,
-//! then trims).
+//! sparse by a copy or a restore); the data directory is locked (by the log's own `LOCK`, or by
+//! its group's owner over a parent directory), so no other process changes the file; and girok
+//! never shrinks the file while it is mapped (sealing flushes and unmaps first, then trims).
+//!
+//! An active index starts small and grows (`grow`, by doubling: [`grown_capacity`]) as entries
+//! fill it; growing maps the file anew and unmaps the old mapping, which `&mut self` makes safe:
+//! no reference into the old mapping can be alive (the log grows under its write lock, and
+//! readers copy positions out under its read lock).
 //!
 //! An [`Index`] holds no file descriptor: the descriptor is closed as soon as the file is mapped
 //! (a mapping outlives it), and the rare operations that change the file's length (growing,
@@ -118,8 +123,9 @@ impl Index {
             // `allocate` in `open`, `create` and `grow`; an index from `open_existing` is sealed
             // and only read, and reading a hole maps the zero page. So touching a mapped page can
             // never fault for want of disk space. The mapping covers only whole entries inside
-            // the file's length, so no page lies past its end. The data directory
-            // is locked, so no other girok process changes the file, and this crate never
+            // the file's length, so no page lies past its end. The data directory is locked
+            // (by the log's `LOCK`, or by its group's owner over a parent directory, who opens
+            // each log once), so no other girok log changes the file, and this crate never
             // shrinks it while a mapping exists (`seal` unmaps before trimming). The mapping
             // stays valid after `file` is closed.
             Some(unsafe {

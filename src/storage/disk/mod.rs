@@ -1,18 +1,27 @@
 //! [`DiskLog`]: the [`CommitLog`] contract on disk, as a directory of segments.
 //!
-//! A data directory holds a `LOCK` file and, per segment, a store and an index file (see `dir`
-//! for the names, `store` and `index` for the byte layouts). The last segment is active; the
-//! others are sealed and read-only.
+//! A log's directory holds, per segment, a store and an index file (see `dir` for the names,
+//! `store` and `index` for the byte layouts), and a `LOCK` file when the log was opened alone
+//! ([`DiskLog::open`]); a log opened in a [`DiskGroup`] ([`DiskLog::open_in`]) takes no lock, its
+//! caller holds one over a parent directory. The last segment is active; the others are sealed
+//! and read-only.
+//!
+//! An idle log costs little: its active segment holds one descriptor (its store), an index that
+//! starts at 64 KiB and doubles as it fills (up to [`DiskConfig::max_index_bytes`]), and under
+//! [`FsyncPolicy::Always`] zeros written ahead of its data in steps that grow with the store (64
+//! KiB to 4 MiB); sealed segments hold nothing until read, through the group's one cache, and the
+//! group's one thread syncs its interval logs.
 //!
 //! | file | owns |
 //! |------|------|
-//! | `mod.rs` | [`DiskLog`]: appends, reads, truncation, close |
+//! | `mod.rs` | [`DiskLog`]: opening, appends, reads, truncation, close |
 //! | `config.rs` | [`DiskConfig`], [`FsyncPolicy`] |
+//! | `group.rs` | [`DiskGroup`]: the sealed-file cache and the syncer the logs of a server share |
 //! | `commit.rs` | the commit point, its watch, group commit, the read-only failure |
-//! | `syncer.rs` | the background thread of [`FsyncPolicy::Interval`] |
+//! | `syncer.rs` | a group's one background thread of [`FsyncPolicy::Interval`] |
 //! | `dir.rs` | the directory: its lock, file names, listing, directory syncs |
 //! | `segment.rs` | one store + index pair |
-//! | `sealed.rs` | the bounded cache of sealed segments' open files |
+//! | `sealed.rs` | a group's bounded cache of sealed segments' open files |
 //! | `recovery.rs` | opening segments after a clean stop or a crash |
 //! | `store.rs`, `index.rs`, `scan.rs` | the store file, the mapped index, the forward frame scan |
 //! | `fs.rs` | the narrow file seam stores are written through |
@@ -20,8 +29,10 @@
 //!
 //! # Concurrency and durability
 //!
-//! One `RwLock` guards the segments: an append takes it exclusively for one positional write per
-//! batch and its index entries; reads take it shared just long enough to locate frames, then read
+//! One `RwLock` per log guards its segments (nothing on the append path is shared with other
+//! logs of the group): an append takes it exclusively for one positional write per batch and its
+//! index entries (and, now and then, growing the index or zero-filling ahead); reads take it
+//! shared just long enough to locate frames, copying positions out of the index, then read
 //! outside it. Under [`FsyncPolicy::Always`] appends then meet in `Commit::sync_to`: one thread
 //! at a time runs `fdatasync` on the active store for everything written so far, and every append
 //! it covers returns without a sync of its own (group commit). The commit point advances only
@@ -30,7 +41,8 @@
 //! (see `storage::locks`), turns the log read-only.
 //!
 //! Invariants, asserted in debug builds: `written >= committed`; the segments are sorted, the
-//! last is the only active one, and each ends where the next begins.
+//! last is the only active one, and each ends where the next begins; `store_bytes` is the sum of
+//! the segments' store sizes.
 
 /// Declares a module public with the `internals` feature (for tests, benches and fuzzing) and
 /// private to the crate without it, so a normal build exposes no test seam.
@@ -50,6 +62,7 @@ mod commit;
 mod config;
 mod dir;
 internal_mod!(fs);
+mod group;
 internal_mod!(
     #[allow(unsafe_code)]
     index
@@ -72,6 +85,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 pub use config::{DiskConfig, FsyncPolicy};
+pub use group::DiskGroup;
 pub use verify::{SegmentReport, VerifyReport, verify};
 
 use self::commit::Commit;
@@ -82,21 +96,24 @@ use self::sealed::SealedFiles;
 use self::segment::{Located, Segment};
 pub(crate) use self::store::FRAME_HEADER_BYTES;
 use self::store::{decode_frame, encode_frame};
-use self::syncer::Syncer;
+use self::syncer::IntervalSync;
 use super::locks::Locks;
 use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
 #[derive(Debug)]
 pub struct DiskLog {
-    /// The interval syncer, if any. Declared first so that it is stopped and joined before the
-    /// shared state (and the directory lock) goes.
-    _syncer: Option<Syncer>,
+    /// The group whose sealed-file cache and syncer the log uses. Declared first: a log opened
+    /// alone holds the only handle on its private group, so dropping it stops and joins the
+    /// syncer thread before the shared state (and the directory lock) goes.
+    group: DiskGroup,
     shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
 struct Shared {
+    /// The log's id in its group: the key of its entries in the group's cache and syncer.
+    id: u64,
     dir: PathBuf,
     config: DiskConfig,
     opener: Arc<dyn FileOpener>,
@@ -107,10 +124,15 @@ struct Shared {
     state: RwLock<State>,
     /// The commit point and group commit. Taken after `state` when both are held.
     commit: Commit,
-    /// The open files of sealed segments, for reads. Its lock is taken after `state` is released.
-    sealed: SealedFiles,
-    /// Holds the directory's exclusive lock until the log is closed or dropped.
-    lock: File,
+    /// The group's cache of sealed segments' open files, for reads. Its lock is taken after
+    /// `state` is released.
+    sealed: Arc<SealedFiles>,
+    /// The write position the last successful sync covered: the interval syncer skips a log
+    /// with nothing new, so idle logs cost it no `fdatasync`.
+    synced: AtomicU64,
+    /// Holds the directory's exclusive lock until the log is closed or dropped; `None` when the
+    /// log was opened in a group whose owner holds a lock over it.
+    lock: Option<File>,
 }
 
 #[derive(Debug)]
@@ -159,11 +181,36 @@ impl Locks for Shared {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A deleted log's files must not stay open in the group's cache.
+        self.sealed.forget_log(self.id);
+    }
+}
+
+impl Drop for DiskLog {
+    fn drop(&mut self) {
+        // Afterwards the syncer holds nothing of this log: its files close with `shared`.
+        self.group.stop_syncing(self.shared.id);
+    }
+}
+
 impl DiskLog {
     /// Opens (creating if needed) the log in `dir`, recovering from any crash: torn tails are cut,
     /// lost or stale indexes rebuilt. Fails with [`Error::Locked`] when another process has it.
+    /// The log has a [`DiskGroup`] of its own, bounded by `config.max_open_segments`.
     pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<Self> {
-        Self::open_through(dir.as_ref(), config, Arc::new(OsFiles))
+        let group = DiskGroup::new(config.max_open_segments);
+        Self::open_through(dir.as_ref(), config, &group, Locking::Own, Arc::new(OsFiles))
+    }
+
+    /// Opens (creating if needed) the log in `dir` as [`open`](Self::open) does, as a member of
+    /// `group`: it uses the group's cache of sealed segments (whose bound replaces
+    /// `config.max_open_segments`) and its interval syncer. It takes no `LOCK` file: the caller
+    /// holds a lock over a parent directory, so no other process opens the log, and must not
+    /// open the same directory twice at once (nothing here can tell).
+    pub fn open_in(dir: impl AsRef<Path>, config: DiskConfig, group: &DiskGroup) -> Result<Self> {
+        Self::open_through(dir.as_ref(), config, group, Locking::Parent, Arc::new(OsFiles))
     }
 
     /// [`open`](Self::open), with store files opened through `opener`: the seam a test backend
@@ -174,18 +221,41 @@ impl DiskLog {
         config: DiskConfig,
         opener: Arc<dyn FileOpener>,
     ) -> Result<Self> {
-        Self::open_through(dir.as_ref(), config, opener)
+        let group = DiskGroup::new(config.max_open_segments);
+        Self::open_through(dir.as_ref(), config, &group, Locking::Own, opener)
     }
 
-    fn open_through(dir: &Path, config: DiskConfig, opener: Arc<dyn FileOpener>) -> Result<Self> {
+    /// [`open_in`](Self::open_in), with store files opened through `opener` (see
+    /// [`open_with`](Self::open_with)).
+    #[cfg(feature = "internals")]
+    pub fn open_in_with(
+        dir: impl AsRef<Path>,
+        config: DiskConfig,
+        group: &DiskGroup,
+        opener: Arc<dyn FileOpener>,
+    ) -> Result<Self> {
+        Self::open_through(dir.as_ref(), config, group, Locking::Parent, opener)
+    }
+
+    fn open_through(
+        dir: &Path,
+        config: DiskConfig,
+        group: &DiskGroup,
+        locking: Locking,
+        opener: Arc<dyn FileOpener>,
+    ) -> Result<Self> {
         config.validate()?;
         let dir = dir.to_path_buf();
         dir::create(&dir, opener.as_ref())?;
-        let lock = dir::lock(&dir)?;
+        let lock = match locking {
+            Locking::Own => Some(dir::lock(&dir)?),
+            Locking::Parent => None,
+        };
         let segments = open_segments(&dir, &config, opener.as_ref())?;
         let written = segments.last().expect("at least one segment").end();
         let store_bytes = segments.iter().map(Segment::store_size).sum();
         let shared = Arc::new(Shared {
+            id: group.member_id(),
             dir,
             opener,
             max_store_bytes: AtomicU64::new(config.max_store_bytes),
@@ -199,17 +269,19 @@ impl DiskLog {
                 closed: false,
             }),
             commit: Commit::new(written),
-            sealed: SealedFiles::new(config.max_open_segments),
+            sealed: Arc::clone(group.sealed()),
+            // Recovery left everything it found durable.
+            synced: AtomicU64::new(written),
             lock,
             config,
         });
         let last_timestamp_ms = shared.last_timestamp_ms();
         shared.write_locked(&shared.state).last_timestamp_ms = last_timestamp_ms;
-        let syncer = match shared.config.fsync {
-            FsyncPolicy::Interval(every) => Some(spawn_syncer(&shared, every)?),
-            _ => None,
-        };
-        Ok(Self { _syncer: syncer, shared })
+        if let FsyncPolicy::Interval(every) = shared.config.fsync {
+            let weak = Arc::downgrade(&shared);
+            group.sync_every(shared.id, weak, every)?;
+        }
+        Ok(Self { group: group.clone(), shared })
     }
 
     /// The data directory.
@@ -223,10 +295,10 @@ impl DiskLog {
         self.shared.read_locked(&self.shared.state).segments.len()
     }
 
-    /// How many sealed segments have their files open.
+    /// How many sealed segments of this log have their files open.
     #[cfg(feature = "internals")]
     pub fn open_sealed_segments(&self) -> usize {
-        self.shared.sealed.len()
+        self.shared.sealed.len_of(self.shared.id)
     }
 
     /// Replaces the store size a segment rolls at ([`DiskConfig::max_store_bytes`]): the next
@@ -276,6 +348,7 @@ impl Shared {
                     if self.config.fsync == FsyncPolicy::Always {
                         self.commit.advance(state.written);
                     }
+                    self.synced.fetch_max(state.written, Ordering::Release);
                     return Ok(());
                 }
             }
@@ -286,6 +359,7 @@ impl Shared {
         if self.config.fsync == FsyncPolicy::Always {
             self.commit.advance(written);
         }
+        self.synced.fetch_max(written, Ordering::Release);
         Ok(())
     }
 
@@ -444,10 +518,12 @@ impl Shared {
             (segment.span(), next)
         };
         span.check_present(offset)?;
-        let open = match self.sealed.get(&self.dir, span.base, self.opener.as_ref()) {
+        let open = match self.sealed.get(self.id, &self.dir, span.base, self.opener.as_ref()) {
             Ok(open) => open,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                // Retention deleted the segment since the bounds were checked.
+                // The log was closed, or retention deleted the segment, since the bounds were
+                // checked.
+                self.read_locked(&self.state).check_open()?;
                 let (lowest, next) = (self.lowest_offset(), self.commit.point());
                 if offset < lowest {
                     return Err(Error::OffsetOutOfRange { offset, lowest, next });
@@ -534,7 +610,7 @@ impl CommitLog for DiskLog {
         let keep = state.segments.iter().position(|s| s.end() > bound);
         let keep = keep.unwrap_or(state.segments.len()).min(state.segments.len() - 1);
         if keep > 0 {
-            shared.sealed.evict_below(state.segments[keep].base());
+            shared.sealed.evict_below(shared.id, state.segments[keep].base());
         }
         let mut removed = 0;
         while removed < keep {
@@ -566,6 +642,8 @@ impl CommitLog for DiskLog {
 
     fn close(&self) -> Result<()> {
         let shared = &self.shared;
+        // Before taking the sync turn: a sync of this log in progress on the syncer holds it.
+        self.group.stop_syncing(shared.id);
         let _turn = shared.commit.turn();
         let mut state = shared.write_locked(&shared.state);
         state.check_open()?;
@@ -578,7 +656,10 @@ impl CommitLog for DiskLog {
         })();
         state.closed = true;
         shared.commit.close();
-        let _ = shared.lock.unlock();
+        shared.sealed.close_log(shared.id);
+        if let Some(lock) = &shared.lock {
+            let _ = lock.unlock();
+        }
         outcome.map_err(|err| shared.commit.fail("closing the log", err))
     }
 }
@@ -608,19 +689,28 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     Ok(segments)
 }
 
-/// Starts the syncer of [`FsyncPolicy::Interval`]. It holds the log weakly and stops once the
-/// log is gone.
-fn spawn_syncer(shared: &Arc<Shared>, every: std::time::Duration) -> Result<Syncer> {
-    let weak = Arc::downgrade(shared);
-    Syncer::spawn(every, move || {
-        let Some(shared) = weak.upgrade() else { return false };
-        let _turn = shared.commit.turn();
-        match shared.sync_now() {
+/// Who keeps other processes out of a log's directory.
+#[derive(Clone, Copy)]
+enum Locking {
+    /// The log: it holds the directory's `LOCK` file.
+    Own,
+    /// The caller, with a lock over a parent directory.
+    Parent,
+}
+
+/// The tick of [`FsyncPolicy::Interval`], run by the group's syncer thread.
+impl IntervalSync for Shared {
+    fn interval_sync(&self) {
+        let written = self.read_locked(&self.state).written;
+        if written <= self.synced.load(Ordering::Acquire) {
+            return;
+        }
+        let _turn = self.commit.turn();
+        match self.sync_now() {
             Ok(()) | Err(Error::Closed) | Err(Error::ReadOnly(_)) => {}
             Err(err) => tracing::warn!(error = %err, "interval sync failed"),
         }
-        true
-    })
+    }
 }
 
 /// A [`LogConfig`] is all a disk log needs beyond its [`DiskConfig`] defaults.
