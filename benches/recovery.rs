@@ -123,13 +123,13 @@ fn segment_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Whether the active (last) segment's index still has its full capacity: a crash leaves it so,
-/// `close()` trims it to its entries.
+/// Whether the active (last) segment's index still runs past its entries (it ends in a zeroed,
+/// unused entry): a crash leaves it so, `close()` trims it to its entries.
 fn active_index_untrimmed(dir: &Path) -> bool {
-    let capacity_bytes =
-        DiskConfig::default().max_index_bytes / INDEX_ENTRY_BYTES * INDEX_ENTRY_BYTES;
     let last = segment_files(dir, "index").pop().expect("an index");
-    std::fs::metadata(last).expect("index metadata").len() == capacity_bytes
+    let bytes = std::fs::read(last).expect("read the index");
+    let entry = INDEX_ENTRY_BYTES as usize;
+    bytes.len() >= entry && bytes[bytes.len() - entry..].iter().all(|&b| b == 0)
 }
 
 fn open(dir: &Path) -> (DiskLog, Duration) {

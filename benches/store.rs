@@ -25,8 +25,8 @@ const BATCH: [usize; 3] = [1000, 256, 16];
 /// A store being appended to is cut back to its header past this size, so the bench neither
 /// fills the disk nor waits on write-back of data nobody reads.
 const MAX_STORE_BYTES: u64 = 64 * 1024 * 1024;
-/// The zero-fill step and limit of a store under the `always` policy (the log's own values).
-const PREALLOCATE: (u64, u64) = (4 * 1024 * 1024, 128 * 1024 * 1024);
+/// The zero-fill limit of a store under the `always` policy (the log's default segment size).
+const FILL_LIMIT: u64 = 128 * 1024 * 1024;
 const TIMESTAMP_MS: u64 = 1_700_000_000_000;
 
 fn bench_dir() -> tempfile::TempDir {
@@ -93,13 +93,10 @@ fn batch(size: usize, count: usize) -> Vec<u8> {
 fn append(c: &mut Criterion) {
     let dir = bench_dir();
     let mut group = c.benchmark_group("store_append");
-    for (mode, preallocate) in [("grow", None), ("preallocated", Some(PREALLOCATE))] {
+    for (mode, fill) in [("grow", false), ("preallocated", true)] {
         for ((size, label), count) in SIZES.into_iter().zip(BATCH) {
             let path = dir.path().join(format!("{mode}-{label}.store"));
             let mut store = Store::create(&OsFiles, &path, 0).expect("create store");
-            if let Some((chunk, limit)) = preallocate {
-                store.preallocate(chunk, limit);
-            }
             let frames = batch(size, count);
             group.throughput(Throughput::Bytes(frames.len() as u64));
             group.bench_function(BenchmarkId::new(mode, format!("{label}x{count}")), |b| {
@@ -112,6 +109,9 @@ fn append(c: &mut Criterion) {
                         }
                         let start = Instant::now();
                         store.append(&frames).expect("append");
+                        if fill {
+                            store.fill_ahead(FILL_LIMIT);
+                        }
                         timed += start.elapsed();
                     }
                     timed

@@ -32,8 +32,10 @@
 //!   - `storage::config`: [`storage::LogConfig`], the record rules every log keeps.
 //!   - `storage::locks`: the one lock-poisoning policy (a poisoned lock turns a log read-only).
 //!   - `storage::disk`: the segmented on-disk log, one idea per file: `config` (segment sizes,
-//!     [`storage::FsyncPolicy`]), `commit` (the commit point and group commit), `syncer` (the
-//!     interval sync thread), `dir` (the directory's lock, file names and listing), `segment`
+//!     [`storage::FsyncPolicy`]), `group` ([`storage::DiskGroup`]: the sealed-file cache and the
+//!     syncer the logs of one server share), `commit` (the commit point and group commit),
+//!     `syncer` (a group's interval sync thread), `sealed` (the bounded cache of sealed segments'
+//!     open files), `dir` (the directory's lock, file names and listing), `segment`
 //!     (a store + index pair), `recovery` (opening segments after a crash), `store` (checksummed
 //!     frames), `index` (the memory-mapped index: the only `unsafe` in the crate), `scan` (the
 //!     forward frame scan that tells a torn tail from damage in the middle), `fs` (the file seam

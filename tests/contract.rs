@@ -306,6 +306,24 @@ fn truncate_is_bounded_and_monotonic(factory: Factory) {
     assert_eq!(log.lowest_offset(), all);
 }
 
+fn size_bytes_follows_appends_and_truncation(factory: Factory) {
+    // size_bytes grows by at least each appended record's frame (a 24-byte header and its
+    // value), and shrinks when truncation drops records.
+    let s = factory(base_config());
+    let log = s.log.as_ref();
+    let empty = log.size_bytes();
+    let mut frames = 0;
+    for i in 0..40 {
+        let value = value(i);
+        frames += 24 + value.len() as u64;
+        log.append(value).expect("append");
+        assert!(log.size_bytes() >= empty + frames, "{} after {i}", log.size_bytes());
+    }
+    let before = log.size_bytes();
+    assert!(log.truncate(20).expect("truncate") > 0);
+    assert!(log.size_bytes() < before, "truncation did not shrink {before}");
+}
+
 fn subscribe_sees_the_commit_point(factory: Factory) {
     // A subscriber sees the commit point advance with every append, and a waiter wakes up.
     let s = factory(base_config());
@@ -473,6 +491,7 @@ contract_suite! {
         reads_out_of_range_carry_bounds,
         read_batch_respects_limits,
         truncate_is_bounded_and_monotonic,
+        size_bytes_follows_appends_and_truncation,
         subscribe_sees_the_commit_point,
         the_watch_never_runs_ahead_of_reads,
         close_ends_everything,

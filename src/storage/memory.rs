@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::disk::FRAME_HEADER_BYTES;
 use super::locks::{Locks, POISONED};
 use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
 
 /// An in-memory log. Truncation drops exactly the records below the offset asked for (it has no
-/// segments), never past the commit point.
+/// segments), never past the commit point. Its [`size_bytes`](CommitLog::size_bytes) counts what
+/// its records would take in a disk log's store: a 24-byte frame header plus the value, per
+/// record (no store headers).
 #[derive(Debug)]
 pub struct MemoryLog {
     /// Appends take the write lock for the push and the watch update, so the watch never runs
@@ -36,6 +39,8 @@ impl Locks for MemoryLog {
 struct Inner {
     lowest: u64,
     records: VecDeque<Record>,
+    /// The sum over `records` of a frame header and the value.
+    bytes: u64,
     /// The last record's timestamp: the next one gets at least this.
     last_timestamp_ms: u64,
     /// The commit point's sender; `None` once closed, which ends every waiter.
@@ -60,6 +65,7 @@ impl MemoryLog {
             inner: RwLock::new(Inner {
                 lowest,
                 records: VecDeque::new(),
+                bytes: 0,
                 last_timestamp_ms: 0,
                 commit: Some(watch::Sender::new(lowest)),
             }),
@@ -103,6 +109,7 @@ impl CommitLog for MemoryLog {
         for (i, value) in values.iter().enumerate() {
             let offset = start + i as u64;
             inner.records.push_back(Record { offset, timestamp_ms, value: value.clone() });
+            inner.bytes += frame_bytes(value);
         }
         if !values.is_empty() {
             inner.last_timestamp_ms = timestamp_ms;
@@ -166,7 +173,9 @@ impl CommitLog for MemoryLog {
         inner.check_open()?;
         let target = lowest.min(inner.next());
         while inner.lowest < target {
-            inner.records.pop_front();
+            if let Some(record) = inner.records.pop_front() {
+                inner.bytes -= frame_bytes(&record.value);
+            }
             inner.lowest += 1;
         }
         Ok(inner.lowest)
@@ -186,6 +195,15 @@ impl CommitLog for MemoryLog {
         inner.commit = None;
         Ok(())
     }
+
+    fn size_bytes(&self) -> u64 {
+        self.read_inner().bytes
+    }
+}
+
+/// What a record of `value` takes in a disk log's store.
+fn frame_bytes(value: &Bytes) -> u64 {
+    FRAME_HEADER_BYTES + value.len() as u64
 }
 
 #[cfg(test)]

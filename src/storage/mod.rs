@@ -10,7 +10,7 @@
 //! | `error.rs` | [`Error`] |
 //! | `locks.rs` | the one lock-poisoning policy |
 //! | `memory.rs` | [`MemoryLog`] |
-//! | `disk/` | [`DiskLog`] and its files |
+//! | `disk/` | [`DiskLog`], the [`DiskGroup`] of logs that share a server, and their files |
 
 mod config;
 pub mod disk;
@@ -108,16 +108,6 @@ pub trait CommitLog: Send + Sync + 'static {
     /// The largest value an append accepts (its [`LogConfig::max_record_bytes`]).
     fn max_record_bytes(&self) -> usize;
 
-    /// TEMP-SHIM.
-    fn size_bytes(&self) -> u64 {
-        0
-    }
-
-    /// TEMP-SHIM.
-    fn set_segment_bytes(&self, _bytes: u64) -> Result<()> {
-        Ok(())
-    }
-
     /// Drops every whole segment below `lowest`, never the active one. Returns the new lowest
     /// offset.
     fn truncate(&self, lowest: u64) -> Result<u64>;
@@ -127,6 +117,16 @@ pub trait CommitLog: Send + Sync + 'static {
 
     /// Syncs and closes the log. Later calls fail with [`Error::Closed`].
     fn close(&self) -> Result<()>;
+
+    /// The bytes of record data the log holds: its store files' written length (headers and
+    /// frames, no preallocated space, no indexes). A log without files says what it counts.
+    fn size_bytes(&self) -> u64;
+
+    /// Sets the store size a segment rolls at, from the next append on. Logs without segments
+    /// ignore it.
+    fn set_segment_bytes(&self, _bytes: u64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The timestamp of a record appended after one stamped `previous`: now in milliseconds since

@@ -118,4 +118,8 @@ impl CommitLog for FaultyLog {
     fn close(&self) -> Result<()> {
         self.inner.close()
     }
+
+    fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes()
+    }
 }

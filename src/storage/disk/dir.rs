@@ -3,7 +3,7 @@
 //!
 //! | file | what |
 //! |------|------|
-//! | `LOCK` | held with an exclusive `flock` while a log is open; a second process fails with [`Error::Locked`] |
+//! | `LOCK` | held with an exclusive `flock` while a log opened alone is open; a second process fails with [`Error::Locked`]. A log opened in a group has none: its caller locks a parent directory |
 //! | `{base:020}.store` | the store of the segment whose first offset is `base` (see `store`) |
 //! | `{base:020}.index` | its index (see `index`) |
 //!

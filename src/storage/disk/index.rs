@@ -14,9 +14,14 @@
 //! This module holds all of the crate's `unsafe` code. The mapping invariants that keep it sound:
 //! every mapped byte is backed by allocated file space (allocated with `posix_fallocate` before
 //! mapping, so a full disk is an error here, never a SIGBUS later — even when the file was left
-//! sparse by a copy or a restore); the data directory is locked, so no other process changes the
-//! file; and girok never shrinks the file while it is mapped (sealing flushes and unmaps first,
-//! then trims).
+//! sparse by a copy or a restore); the data directory is locked (by the log's own `LOCK`, or by
+//! its group's owner over a parent directory), so no other process changes the file; and girok
+//! never shrinks the file while it is mapped (sealing flushes and unmaps first, then trims).
+//!
+//! An active index starts small and grows (`grow`, by doubling: [`grown_capacity`]) as entries
+//! fill it; growing maps the file anew and unmaps the old mapping, which `&mut self` makes safe:
+//! no reference into the old mapping can be alive (the log grows under its write lock, and
+//! readers copy positions out under its read lock).
 //!
 //! An [`Index`] holds no file descriptor: the descriptor is closed as soon as the file is mapped
 //! (a mapping outlives it), and the rare operations that change the file's length (growing,
@@ -33,6 +38,18 @@ use crate::storage::error::at;
 
 /// Bytes per index entry.
 pub const INDEX_ENTRY_BYTES: u64 = 12;
+
+/// The capacity an active index of `current` entries grows to so that it holds `needed`: doubled
+/// until it does, but no more than `max` entries unless `needed` alone is more (an oversized
+/// batch). Growing in steps keeps an idle segment's index small; doubling keeps the number of
+/// grows (each a `posix_fallocate` and a new mapping) logarithmic in the segment's records.
+pub fn grown_capacity(current: u64, needed: u64, max: u64) -> u64 {
+    let mut capacity = current.max(1);
+    while capacity < needed && capacity < max {
+        capacity = capacity.saturating_mul(2);
+    }
+    capacity.min(max).max(needed)
+}
 
 /// A segment's index file, mapped into memory.
 #[derive(Debug)]
@@ -106,8 +123,9 @@ impl Index {
             // `allocate` in `open`, `create` and `grow`; an index from `open_existing` is sealed
             // and only read, and reading a hole maps the zero page. So touching a mapped page can
             // never fault for want of disk space. The mapping covers only whole entries inside
-            // the file's length, so no page lies past its end. The data directory
-            // is locked, so no other girok process changes the file, and this crate never
+            // the file's length, so no page lies past its end. The data directory is locked
+            // (by the log's `LOCK`, or by its group's owner over a parent directory, who opens
+            // each log once), so no other girok log changes the file, and this crate never
             // shrinks it while a mapping exists (`seal` unmaps before trimming). The mapping
             // stays valid after `file` is closed.
             Some(unsafe {
@@ -159,7 +177,9 @@ impl Index {
     /// Grows the file to hold at least `capacity` entries, allocating before mapping again.
     /// Growing never invalidates the old mapping's pages, and two shared mappings of one file
     /// see the same pages, so the old mapping stays in use until the new one exists: a failure
-    /// (a full disk, no descriptor free) leaves the index as it was.
+    /// (a full disk, no descriptor free) leaves the index as it was. The old mapping is unmapped
+    /// on success; `&mut self` guarantees no reference into it is alive (the log grows an index
+    /// under its write lock, and readers copy positions out under the read lock).
     pub fn grow(&mut self, capacity: u64) -> io::Result<()> {
         if capacity <= self.capacity {
             return Ok(());
@@ -310,6 +330,17 @@ mod tests {
         assert_eq!(index.position(4), Some(99));
         index.grow(3).unwrap();
         assert_eq!(index.capacity(), 5, "grow never shrinks");
+    }
+
+    #[test]
+    fn an_index_grows_by_doubling_up_to_its_maximum() {
+        // An index grows to twice its capacity until it holds what is needed, never past the
+        // maximum unless the entries needed alone are more.
+        assert_eq!(grown_capacity(100, 101, 1000), 200);
+        assert_eq!(grown_capacity(100, 350, 1000), 400);
+        assert_eq!(grown_capacity(600, 601, 1000), 1000, "capped at the maximum");
+        assert_eq!(grown_capacity(100, 1500, 1000), 1500, "an oversized batch gets its entries");
+        assert_eq!(grown_capacity(100, 50, 1000), 100, "never shrinks");
     }
 
     #[test]

@@ -1,18 +1,27 @@
 //! [`DiskLog`]: the [`CommitLog`] contract on disk, as a directory of segments.
 //!
-//! A data directory holds a `LOCK` file and, per segment, a store and an index file (see `dir`
-//! for the names, `store` and `index` for the byte layouts). The last segment is active; the
-//! others are sealed and read-only.
+//! A log's directory holds, per segment, a store and an index file (see `dir` for the names,
+//! `store` and `index` for the byte layouts), and a `LOCK` file when the log was opened alone
+//! ([`DiskLog::open`]); a log opened in a [`DiskGroup`] ([`DiskLog::open_in`]) takes no lock, its
+//! caller holds one over a parent directory. The last segment is active; the others are sealed
+//! and read-only.
+//!
+//! An idle log costs little: its active segment holds one descriptor (its store), an index that
+//! starts at 64 KiB and doubles as it fills (up to [`DiskConfig::max_index_bytes`]), and under
+//! [`FsyncPolicy::Always`] zeros written ahead of its data in steps that grow with the store (64
+//! KiB to 4 MiB); sealed segments hold nothing until read, through the group's one cache, and the
+//! group's one thread syncs its interval logs.
 //!
 //! | file | owns |
 //! |------|------|
-//! | `mod.rs` | [`DiskLog`]: appends, reads, truncation, close |
+//! | `mod.rs` | [`DiskLog`]: opening, appends, reads, truncation, close |
 //! | `config.rs` | [`DiskConfig`], [`FsyncPolicy`] |
+//! | `group.rs` | [`DiskGroup`]: the sealed-file cache and the syncer the logs of a server share |
 //! | `commit.rs` | the commit point, its watch, group commit, the read-only failure |
-//! | `syncer.rs` | the background thread of [`FsyncPolicy::Interval`] |
+//! | `syncer.rs` | a group's one background thread of [`FsyncPolicy::Interval`] |
 //! | `dir.rs` | the directory: its lock, file names, listing, directory syncs |
 //! | `segment.rs` | one store + index pair |
-//! | `sealed.rs` | the bounded cache of sealed segments' open files |
+//! | `sealed.rs` | a group's bounded cache of sealed segments' open files |
 //! | `recovery.rs` | opening segments after a clean stop or a crash |
 //! | `store.rs`, `index.rs`, `scan.rs` | the store file, the mapped index, the forward frame scan |
 //! | `fs.rs` | the narrow file seam stores are written through |
@@ -20,8 +29,10 @@
 //!
 //! # Concurrency and durability
 //!
-//! One `RwLock` guards the segments: an append takes it exclusively for one positional write per
-//! batch and its index entries; reads take it shared just long enough to locate frames, then read
+//! One `RwLock` per log guards its segments (nothing on the append path is shared with other
+//! logs of the group): an append takes it exclusively for one positional write per batch and its
+//! index entries (and, now and then, growing the index or zero-filling ahead); reads take it
+//! shared just long enough to locate frames, copying positions out of the index, then read
 //! outside it. Under [`FsyncPolicy::Always`] appends then meet in `Commit::sync_to`: one thread
 //! at a time runs `fdatasync` on the active store for everything written so far, and every append
 //! it covers returns without a sync of its own (group commit). The commit point advances only
@@ -30,7 +41,8 @@
 //! (see `storage::locks`), turns the log read-only.
 //!
 //! Invariants, asserted in debug builds: `written >= committed`; the segments are sorted, the
-//! last is the only active one, and each ends where the next begins.
+//! last is the only active one, and each ends where the next begins; `store_bytes` is the sum of
+//! the segments' store sizes.
 
 /// Declares a module public with the `internals` feature (for tests, benches and fuzzing) and
 /// private to the crate without it, so a normal build exposes no test seam.
@@ -50,6 +62,7 @@ mod commit;
 mod config;
 pub(crate) mod dir;
 internal_mod!(fs);
+mod group;
 internal_mod!(
     #[allow(unsafe_code)]
     index
@@ -65,45 +78,61 @@ mod verify;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
 pub use config::{DiskConfig, FsyncPolicy};
+pub use group::DiskGroup;
 pub use verify::{SegmentReport, VerifyReport, verify};
 
 use self::commit::Commit;
+use self::config::MIN_STORE_BYTES;
 use self::fs::{DirSyncError, FileOpener, OsFiles};
+use self::index::grown_capacity;
 use self::sealed::SealedFiles;
 use self::segment::{Located, Segment};
-use self::store::{FRAME_HEADER_BYTES, decode_frame, encode_frame};
-use self::syncer::Syncer;
+pub(crate) use self::store::FRAME_HEADER_BYTES;
+use self::store::{decode_frame, encode_frame};
+use self::syncer::IntervalSync;
 use super::locks::Locks;
 use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
 #[derive(Debug)]
 pub struct DiskLog {
-    /// The interval syncer, if any. Declared first so that it is stopped and joined before the
-    /// shared state (and the directory lock) goes.
-    _syncer: Option<Syncer>,
+    /// The group whose sealed-file cache and syncer the log uses. Declared first: a log opened
+    /// alone holds the only handle on its private group, so dropping it stops and joins the
+    /// syncer thread before the shared state (and the directory lock) goes.
+    group: DiskGroup,
     shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
 struct Shared {
+    /// The log's id in its group: the key of its entries in the group's cache and syncer.
+    id: u64,
     dir: PathBuf,
     config: DiskConfig,
     opener: Arc<dyn FileOpener>,
+    /// The store size a segment rolls at: `config.max_store_bytes` until
+    /// [`DiskLog::set_max_store_bytes`] replaces it. Appends read it without a lock.
+    max_store_bytes: AtomicU64,
     /// The segments and the write position; see the module doc for who takes it and how long.
     state: RwLock<State>,
     /// The commit point and group commit. Taken after `state` when both are held.
     commit: Commit,
-    /// The open files of sealed segments, for reads. Its lock is taken after `state` is released.
-    sealed: SealedFiles,
-    /// Holds the directory's exclusive lock until the log is closed or dropped.
-    lock: File,
+    /// The group's cache of sealed segments' open files, for reads. Its lock is taken after
+    /// `state` is released.
+    sealed: Arc<SealedFiles>,
+    /// The write position the last successful sync covered: the interval syncer skips a log
+    /// with nothing new, so idle logs cost it no `fdatasync`.
+    synced: AtomicU64,
+    /// Holds the directory's exclusive lock until the log is closed or dropped; `None` when the
+    /// log was opened in a group whose owner holds a lock over it.
+    lock: Option<File>,
 }
 
 #[derive(Debug)]
@@ -112,6 +141,8 @@ struct State {
     segments: Vec<Segment>,
     /// The offset the next written record gets; `>= committed`.
     written: u64,
+    /// The sum of the segments' store sizes (headers and frames): [`CommitLog::size_bytes`].
+    store_bytes: u64,
     /// The timestamp of the last record written: the next one gets at least this.
     last_timestamp_ms: u64,
     /// Reused buffer for encoding frames.
@@ -140,6 +171,7 @@ impl State {
             "segments out of order, or an active segment before the last"
         );
         debug_assert_eq!(self.segments.last().map(Segment::end), Some(self.written));
+        debug_assert_eq!(self.store_bytes, self.segments.iter().map(Segment::store_size).sum::<u64>());
     }
 }
 
@@ -149,11 +181,36 @@ impl Locks for Shared {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A deleted log's files must not stay open in the group's cache.
+        self.sealed.forget_log(self.id);
+    }
+}
+
+impl Drop for DiskLog {
+    fn drop(&mut self) {
+        // Afterwards the syncer holds nothing of this log: its files close with `shared`.
+        self.group.stop_syncing(self.shared.id);
+    }
+}
+
 impl DiskLog {
     /// Opens (creating if needed) the log in `dir`, recovering from any crash: torn tails are cut,
     /// lost or stale indexes rebuilt. Fails with [`Error::Locked`] when another process has it.
+    /// The log has a [`DiskGroup`] of its own, bounded by `config.max_open_segments`.
     pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<Self> {
-        Self::open_through(dir.as_ref(), config, Arc::new(OsFiles))
+        let group = DiskGroup::new(config.max_open_segments);
+        Self::open_through(dir.as_ref(), config, &group, Locking::Own, Arc::new(OsFiles))
+    }
+
+    /// Opens (creating if needed) the log in `dir` as [`open`](Self::open) does, as a member of
+    /// `group`: it uses the group's cache of sealed segments (whose bound replaces
+    /// `config.max_open_segments`) and its interval syncer. It takes no `LOCK` file: the caller
+    /// holds a lock over a parent directory, so no other process opens the log, and must not
+    /// open the same directory twice at once (nothing here can tell).
+    pub fn open_in(dir: impl AsRef<Path>, config: DiskConfig, group: &DiskGroup) -> Result<Self> {
+        Self::open_through(dir.as_ref(), config, group, Locking::Parent, Arc::new(OsFiles))
     }
 
     /// [`open`](Self::open), with store files opened through `opener`: the seam a test backend
@@ -164,39 +221,67 @@ impl DiskLog {
         config: DiskConfig,
         opener: Arc<dyn FileOpener>,
     ) -> Result<Self> {
-        Self::open_through(dir.as_ref(), config, opener)
+        let group = DiskGroup::new(config.max_open_segments);
+        Self::open_through(dir.as_ref(), config, &group, Locking::Own, opener)
     }
 
-    fn open_through(dir: &Path, config: DiskConfig, opener: Arc<dyn FileOpener>) -> Result<Self> {
+    /// [`open_in`](Self::open_in), with store files opened through `opener` (see
+    /// [`open_with`](Self::open_with)).
+    #[cfg(feature = "internals")]
+    pub fn open_in_with(
+        dir: impl AsRef<Path>,
+        config: DiskConfig,
+        group: &DiskGroup,
+        opener: Arc<dyn FileOpener>,
+    ) -> Result<Self> {
+        Self::open_through(dir.as_ref(), config, group, Locking::Parent, opener)
+    }
+
+    fn open_through(
+        dir: &Path,
+        config: DiskConfig,
+        group: &DiskGroup,
+        locking: Locking,
+        opener: Arc<dyn FileOpener>,
+    ) -> Result<Self> {
         config.validate()?;
         let dir = dir.to_path_buf();
         dir::create(&dir, opener.as_ref())?;
-        let lock = dir::lock(&dir)?;
+        let lock = match locking {
+            Locking::Own => Some(dir::lock(&dir)?),
+            Locking::Parent => None,
+        };
         let segments = open_segments(&dir, &config, opener.as_ref())?;
         let written = segments.last().expect("at least one segment").end();
+        let store_bytes = segments.iter().map(Segment::store_size).sum();
         let shared = Arc::new(Shared {
+            id: group.member_id(),
             dir,
             opener,
+            max_store_bytes: AtomicU64::new(config.max_store_bytes),
             state: RwLock::new(State {
                 segments,
                 written,
+                store_bytes,
                 last_timestamp_ms: 0,
                 scratch: Vec::new(),
                 dir_unsynced: false,
                 closed: false,
             }),
             commit: Commit::new(written),
-            sealed: SealedFiles::new(config.max_open_segments),
+            sealed: Arc::clone(group.sealed()),
+            // Recovery left everything it found durable.
+            synced: AtomicU64::new(written),
             lock,
             config,
         });
         let last_timestamp_ms = shared.last_timestamp_ms();
         shared.write_locked(&shared.state).last_timestamp_ms = last_timestamp_ms;
-        let syncer = match shared.config.fsync {
-            FsyncPolicy::Interval(every) => Some(spawn_syncer(&shared, every)?),
-            _ => None,
-        };
-        Ok(Self { _syncer: syncer, shared })
+        if let FsyncPolicy::Interval(every) = shared.config.fsync {
+            let weak = Arc::downgrade(&shared);
+            group.sync_every(shared.id, weak, every)?;
+        }
+        Ok(Self { group: group.clone(), shared })
     }
 
     /// The data directory.
@@ -210,10 +295,23 @@ impl DiskLog {
         self.shared.read_locked(&self.shared.state).segments.len()
     }
 
-    /// How many sealed segments have their files open.
+    /// How many sealed segments of this log have their files open.
     #[cfg(feature = "internals")]
     pub fn open_sealed_segments(&self) -> usize {
-        self.shared.sealed.len()
+        self.shared.sealed.len_of(self.shared.id)
+    }
+
+    /// Replaces the store size a segment rolls at ([`DiskConfig::max_store_bytes`]): the next
+    /// append's roll decision uses it. Fails with [`Error::Config`] below 64 bytes.
+    pub fn set_max_store_bytes(&self, bytes: u64) -> Result<()> {
+        if bytes < MIN_STORE_BYTES {
+            return Err(Error::Config(format!(
+                "max_store_bytes must be at least {MIN_STORE_BYTES}"
+            )));
+        }
+        self.shared.read_locked(&self.shared.state).check_open()?;
+        self.shared.max_store_bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Syncs everything written so far, whatever the policy.
@@ -250,6 +348,7 @@ impl Shared {
                     if self.config.fsync == FsyncPolicy::Always {
                         self.commit.advance(state.written);
                     }
+                    self.synced.fetch_max(state.written, Ordering::Release);
                     return Ok(());
                 }
             }
@@ -260,6 +359,7 @@ impl Shared {
         if self.config.fsync == FsyncPolicy::Always {
             self.commit.advance(written);
         }
+        self.synced.fetch_max(written, Ordering::Release);
         Ok(())
     }
 
@@ -272,10 +372,10 @@ impl Shared {
         {
             return Err(self.commit.fail("sealing a segment", err));
         }
-        let capacity = self.config.index_capacity().max(min_entries);
-        let mut segment =
-            Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
-        prepare_active(&mut segment, &self.config);
+        let start = self.config.start_index_entries();
+        let capacity = grown_capacity(start, min_entries, self.config.max_index_entries());
+        let segment = Segment::create(&self.dir, state.written, capacity, self.opener.as_ref())?;
+        state.store_bytes += segment.store_size();
         state.segments.push(segment);
         state.dir_unsynced = true;
         self.sync_dir(state)
@@ -326,6 +426,11 @@ impl Shared {
         if active.is_sealed() || self.must_roll(active, frame_bytes, count) {
             self.roll(state, count)?;
         }
+        // A full index was rolled above unless it was below its maximum (it grows by doubling)
+        // or the segment is empty (an oversized batch: rolling would create a second segment at
+        // the same base). Growing maps the index anew, which the write lock makes safe: readers
+        // locate frames under the read lock and keep no reference into the mapping.
+        state.active().make_index_room(count, self.config.max_index_entries())?;
         let mut frames = std::mem::take(&mut state.scratch);
         frames.clear();
         let mut starts = Vec::with_capacity(values.len());
@@ -334,18 +439,18 @@ impl Shared {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
         }
-        let active = state.active();
-        if count > active.index_room() {
-            // Only an empty segment gets here (a full one was rolled): an oversized batch. Grow
-            // its index in place; rolling would create a second segment at the same base.
-            active.reserve(count)?;
-        }
+        let frames_len = frames.len() as u64;
         let appended = state.active().append(&frames, &starts);
         if frames.capacity() <= 4 * 1024 * 1024 {
             state.scratch = frames;
         }
         appended?;
+        if self.config.fsync == FsyncPolicy::Always {
+            // Every append waits for a sync here: zeros ahead keep those syncs data-only.
+            state.active().fill_ahead(self.max_store_bytes());
+        }
         state.written = end;
+        state.store_bytes += frames_len;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
         if self.config.fsync != FsyncPolicy::Always {
@@ -357,12 +462,18 @@ impl Shared {
         Ok(start..end)
     }
 
+    /// The store size a segment rolls at.
+    fn max_store_bytes(&self) -> u64 {
+        self.max_store_bytes.load(Ordering::Relaxed)
+    }
+
     /// Whether a batch of `count` records (`frame_bytes` on disk) must go to a new segment: the
     /// active one has records and the batch would overflow its store or its index.
     fn must_roll(&self, active: &Segment, frame_bytes: u64, count: u64) -> bool {
+        let max_entries = self.config.max_index_entries().max(active.index_capacity());
         active.entries() > 0
-            && (active.store_size() + frame_bytes > self.config.max_store_bytes
-                || count > active.index_room())
+            && (active.store_size() + frame_bytes > self.max_store_bytes()
+                || active.entries() + count > max_entries)
     }
 
     /// A batch that rolls the log seals the active segment, and sealing syncs its store while
@@ -407,10 +518,12 @@ impl Shared {
             (segment.span(), next)
         };
         span.check_present(offset)?;
-        let open = match self.sealed.get(&self.dir, span.base, self.opener.as_ref()) {
+        let open = match self.sealed.get(self.id, &self.dir, span.base, self.opener.as_ref()) {
             Ok(open) => open,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                // Retention deleted the segment since the bounds were checked.
+                // The log was closed, or retention deleted the segment, since the bounds were
+                // checked.
+                self.read_locked(&self.state).check_open()?;
                 let (lowest, next) = (self.lowest_offset(), self.commit.point());
                 if offset < lowest {
                     return Err(Error::OffsetOutOfRange { offset, lowest, next });
@@ -497,11 +610,12 @@ impl CommitLog for DiskLog {
         let keep = state.segments.iter().position(|s| s.end() > bound);
         let keep = keep.unwrap_or(state.segments.len()).min(state.segments.len() - 1);
         if keep > 0 {
-            shared.sealed.evict_below(state.segments[keep].base());
+            shared.sealed.evict_below(shared.id, state.segments[keep].base());
         }
         let mut removed = 0;
         while removed < keep {
             let segment = state.segments.remove(0);
+            state.store_bytes -= segment.store_size();
             segment.delete(&shared.dir)?;
             removed += 1;
         }
@@ -515,8 +629,21 @@ impl CommitLog for DiskLog {
         self.shared.commit.subscribe()
     }
 
+    /// The sum of the segments' store sizes, kept as appends, rolls and truncation change them:
+    /// headers and frames up to the write position (records written and not yet committed
+    /// included), no zeros written ahead, no indexes.
+    fn size_bytes(&self) -> u64 {
+        self.shared.read_locked(&self.shared.state).store_bytes
+    }
+
+    fn set_segment_bytes(&self, bytes: u64) -> Result<()> {
+        self.set_max_store_bytes(bytes)
+    }
+
     fn close(&self) -> Result<()> {
         let shared = &self.shared;
+        // Before taking the sync turn: a sync of this log in progress on the syncer holds it.
+        self.group.stop_syncing(shared.id);
         let _turn = shared.commit.turn();
         let mut state = shared.write_locked(&shared.state);
         state.check_open()?;
@@ -529,7 +656,10 @@ impl CommitLog for DiskLog {
         })();
         state.closed = true;
         shared.commit.close();
-        let _ = shared.lock.unlock();
+        shared.sealed.close_log(shared.id);
+        if let Some(lock) = &shared.lock {
+            let _ = lock.unlock();
+        }
         outcome.map_err(|err| shared.commit.fail("closing the log", err))
     }
 }
@@ -544,10 +674,9 @@ fn dir_sync_io(err: DirSyncError) -> std::io::Error {
 /// Opens every segment of `dir`, or creates the first one at the configured initial offset.
 fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Result<Vec<Segment>> {
     let bases = dir::segment_bases(dir)?;
-    let capacity = config.index_capacity();
+    let (start, max) = (config.start_index_entries(), config.max_index_entries());
     let Some((&last, sealed)) = bases.split_last() else {
-        let mut first = Segment::create(dir, config.log.initial_offset, capacity, opener)?;
-        prepare_active(&mut first, config);
+        let first = Segment::create(dir, config.log.initial_offset, start, opener)?;
         opener.sync_dir(dir).map_err(dir_sync_io)?;
         return Ok(vec![first]);
     };
@@ -555,37 +684,33 @@ fn open_segments(dir: &Path, config: &DiskConfig, opener: &dyn FileOpener) -> Re
     for (i, &base) in sealed.iter().enumerate() {
         segments.push(recovery::open_sealed(dir, base, bases[i + 1], opener)?);
     }
-    let mut active = recovery::open_active(dir, last, capacity, opener)?;
-    prepare_active(&mut active, config);
-    segments.push(active);
+    segments.push(recovery::open_active(dir, last, (start, max), opener)?);
     opener.sync_dir(dir).map_err(dir_sync_io)?;
     Ok(segments)
 }
 
-/// How far ahead of its data an active store is zero-filled under [`FsyncPolicy::Always`].
-const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Readies the segment appends go to: under `Always`, where every append waits for a sync,
-/// its store is zero-filled ahead so that those syncs are data-only flushes.
-fn prepare_active(segment: &mut Segment, config: &DiskConfig) {
-    if config.fsync == FsyncPolicy::Always {
-        segment.preallocate(PREALLOCATE_BYTES, config.max_store_bytes);
-    }
+/// Who keeps other processes out of a log's directory.
+#[derive(Clone, Copy)]
+enum Locking {
+    /// The log: it holds the directory's `LOCK` file.
+    Own,
+    /// The caller, with a lock over a parent directory.
+    Parent,
 }
 
-/// Starts the syncer of [`FsyncPolicy::Interval`]. It holds the log weakly and stops once the
-/// log is gone.
-fn spawn_syncer(shared: &Arc<Shared>, every: std::time::Duration) -> Result<Syncer> {
-    let weak = Arc::downgrade(shared);
-    Syncer::spawn(every, move || {
-        let Some(shared) = weak.upgrade() else { return false };
-        let _turn = shared.commit.turn();
-        match shared.sync_now() {
+/// The tick of [`FsyncPolicy::Interval`], run by the group's syncer thread.
+impl IntervalSync for Shared {
+    fn interval_sync(&self) {
+        let written = self.read_locked(&self.state).written;
+        if written <= self.synced.load(Ordering::Acquire) {
+            return;
+        }
+        let _turn = self.commit.turn();
+        match self.sync_now() {
             Ok(()) | Err(Error::Closed) | Err(Error::ReadOnly(_)) => {}
             Err(err) => tracing::warn!(error = %err, "interval sync failed"),
         }
-        true
-    })
+    }
 }
 
 /// A [`LogConfig`] is all a disk log needs beyond its [`DiskConfig`] defaults.
@@ -647,6 +772,106 @@ mod tests {
     }
 
     #[test]
+    fn an_active_index_starts_small_and_doubles_up_to_its_maximum_before_the_segment_rolls() {
+        // A new segment's index holds 64 KiB of entries, doubles as they fill, and the segment
+        // rolls only once the index is at max_index_bytes and full; a reopen does not grow it.
+        let dir = tempfile::tempdir().unwrap();
+        let start = 64 * 1024 / 12;
+        let config = DiskConfig {
+            max_index_bytes: 4 * start * 12,
+            fsync: FsyncPolicy::Never,
+            ..DiskConfig::default()
+        };
+        let index_len = |base| std::fs::metadata(index_path(dir.path(), base)).unwrap().len();
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        log.append(Bytes::new()).unwrap();
+        assert_eq!(index_len(0), start * 12);
+        let batch = vec![Bytes::new(); 1000];
+        while log.next_offset() + 1000 <= start + 1 {
+            log.append_batch(&batch).unwrap();
+        }
+        assert_eq!(index_len(0), start * 12, "full, not yet grown");
+        log.append_batch(&batch).unwrap();
+        assert_eq!(index_len(0), 2 * start * 12, "grown by doubling");
+        drop(log);
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(index_len(0), 2 * start * 12, "a reopen keeps the index's size");
+        let tail = vec![Bytes::new(); (4 * start - log.next_offset()) as usize];
+        log.append_batch(&tail).unwrap();
+        assert_eq!((log.segment_count(), index_len(0)), (1, 4 * start * 12));
+        log.append(Bytes::new()).unwrap();
+        assert_eq!(log.segment_count(), 2, "rolled once full at its maximum");
+        assert_eq!(index_len(4 * start), start * 12, "the new segment starts small");
+        drop(log);
+
+        // A lost active index is rebuilt at the size its records need, not at the maximum.
+        std::fs::remove_file(index_path(dir.path(), 4 * start)).unwrap();
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        assert_eq!(index_len(4 * start), start * 12);
+        assert_eq!(log.read(4 * start).unwrap().offset, 4 * start);
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn size_bytes_is_the_stores_written_length_through_rolls_truncation_and_reopen() {
+        // size_bytes is the sum of the store files' data (headers and frames, no zeros ahead):
+        // right after appends, a roll, a truncation, a crash and a clean reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let config = DiskConfig { max_store_bytes: 200, ..DiskConfig::default() };
+        let stores = || -> u64 {
+            let (bases, _) = dir::list_bases(dir.path()).unwrap();
+            let data = |base| {
+                let bytes = std::fs::read(store_path(dir.path(), base)).unwrap();
+                bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count()
+            };
+            bases.into_iter().map(|base| data(base) as u64).sum()
+        };
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.size_bytes(), 24, "a store header");
+        log.append(Bytes::from_static(&[7u8; 16])).unwrap();
+        assert_eq!(log.size_bytes(), 24 + 40);
+        for _ in 0..9 {
+            log.append(Bytes::from_static(&[7u8; 16])).unwrap();
+        }
+        assert_eq!(log.segment_count(), 3, "four frames of 40 bytes fill a 200-byte store");
+        assert_eq!(log.size_bytes(), 3 * 24 + 10 * 40);
+        assert_eq!(log.size_bytes(), stores());
+        assert_eq!(log.truncate(8).unwrap(), 8);
+        assert_eq!(log.size_bytes(), 24 + 2 * 40);
+        assert_eq!(log.size_bytes(), stores());
+        drop(log);
+        let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.size_bytes(), 24 + 2 * 40, "after a crash");
+        log.close().unwrap();
+        let log = DiskLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.size_bytes(), 24 + 2 * 40, "after a clean stop");
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn set_max_store_bytes_rolls_the_very_next_append_that_would_pass_it() {
+        // A smaller roll size applies from the next append on; one below 64 bytes is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
+        for _ in 0..3 {
+            log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        }
+        assert!(matches!(log.set_max_store_bytes(63), Err(Error::Config(_))));
+        assert_eq!(log.segment_count(), 1);
+        log.set_segment_bytes(24 + 4 * 40).unwrap();
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!(log.segment_count(), 1, "24 + 4 * 40 bytes still fit");
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!(log.segment_count(), 2, "the fifth frame would not");
+        assert_eq!(log.read(4).unwrap().offset, 4);
+        log.set_max_store_bytes(1 << 20).unwrap();
+        log.append_batch(&vec![Bytes::from_static(&[1u8; 16]); 10]).unwrap();
+        assert_eq!(log.segment_count(), 2, "a larger size lets the segment grow again");
+        log.close().unwrap();
+        assert!(matches!(log.set_max_store_bytes(1 << 20), Err(Error::Closed)));
+    }
+
+    #[test]
     fn time_never_goes_back_across_a_restart() {
         // A log whose last record was stamped ahead of this clock (a clock stepped back since)
         // stamps new records with that time, not an earlier one.
@@ -684,32 +909,5 @@ mod tests {
         let log = DiskLog::open(dir.path(), DiskConfig::default()).unwrap();
         assert_eq!(log.append(Bytes::from_static(b"after")).unwrap(), 1);
         log.close().unwrap();
-    }
-}
-
-// TEMP-SHIM until the disk-groups branch lands.
-/// Shim.
-#[derive(Clone, Debug)]
-pub struct DiskGroup;
-impl DiskGroup {
-    /// Shim.
-    pub fn new(_max_open_segments: usize) -> Self {
-        Self
-    }
-}
-impl DiskLog {
-    /// Shim.
-    pub fn open_in(dir: impl AsRef<Path>, config: DiskConfig, _group: &DiskGroup) -> Result<Self> {
-        Self::open(dir, config)
-    }
-    /// Shim.
-    #[cfg(feature = "internals")]
-    pub fn open_in_with(
-        dir: impl AsRef<Path>,
-        config: DiskConfig,
-        _group: &DiskGroup,
-        opener: Arc<dyn FileOpener>,
-    ) -> Result<Self> {
-        Self::open_with(dir, config, opener)
     }
 }

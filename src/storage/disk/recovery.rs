@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::dir::{index_path, store_path};
 use super::fs::{FileOpener, SegmentFile};
-use super::index::Index;
+use super::index::{Index, grown_capacity};
 use super::scan::scan;
 use super::segment::{Segment, Span};
 use super::store::{FRAME_HEADER_BYTES, FrameHeader, STORE_HEADER_BYTES, Store, check_header};
@@ -65,11 +65,13 @@ pub(super) fn open_sealed(
 
 /// Opens the last segment of a log for appending: trusts the index as far as it checks out,
 /// scans the store forward from the last trusted entry (rebuilding the index), and cuts a
-/// torn tail back to the end of the last valid frame, syncing the cut.
+/// torn tail back to the end of the last valid frame, syncing the cut. The index holds at least
+/// `start` entries, grown as appends would grow it (doubling, up to `max`) when its records need
+/// more: never to `max` for a few records.
 pub(super) fn open_active(
     dir: &Path,
     base: u64,
-    capacity: u64,
+    (start, max): (u64, u64),
     opener: &dyn FileOpener,
 ) -> Result<Segment> {
     let path = store_path(dir, base);
@@ -81,7 +83,7 @@ pub(super) fn open_active(
         }
         Err(err) => return Err(err),
     };
-    let mut index = Index::open(&index_path(dir, base), capacity)?;
+    let mut index = Index::open(&index_path(dir, base), start)?;
     let trusted = trusted_entries(&store, &index, base)?;
     let from = match trusted {
         0 => STORE_HEADER_BYTES,
@@ -93,7 +95,7 @@ pub(super) fn open_active(
     let found = scan(store.file().as_ref(), from, store.size(), base + trusted, u64::MAX)?;
     let entries = trusted + found.positions.len() as u64;
     if entries > index.capacity() {
-        index.grow(entries)?;
+        index.grow(grown_capacity(start, entries, max))?;
     }
     for (i, pos) in found.positions.iter().enumerate() {
         index.set(trusted + i as u64, *pos);
@@ -229,7 +231,7 @@ mod tests {
         assert_eq!((segment.base(), segment.end(), segment.entries()), (100, 104, 4));
         assert_eq!(segment.index_room(), 4);
         drop(segment);
-        let active = open_active(dir.path(), 100, 8, &OsFiles).unwrap();
+        let active = open_active(dir.path(), 100, (8, 8), &OsFiles).unwrap();
         assert_eq!((active.end(), active.entries(), active.is_sealed()), (104, 4, false));
         let mut active = active;
         active.seal().unwrap();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::dir::{index_path, store_path};
 use super::fs::{FileOpener, SegmentFile};
-use super::index::Index;
+use super::index::{Index, grown_capacity};
 use super::store::{FRAME_HEADER_BYTES, Store};
 use crate::storage::error::at;
 use crate::storage::{Error, Result};
@@ -138,20 +138,33 @@ impl Segment {
 
     /// How many more index entries fit (none once sealed).
     pub(super) fn index_room(&self) -> u64 {
-        self.active.as_ref().map_or(0, |a| a.index.capacity() - self.span.entries)
+        self.index_capacity() - self.span.entries
     }
 
-    /// Zero-fills an active store ahead of its data (see `store`), up to `limit` bytes.
-    pub(super) fn preallocate(&mut self, chunk: u64, limit: u64) {
+    /// How many entries the active index holds before it must grow (none once sealed).
+    pub(super) fn index_capacity(&self) -> u64 {
+        self.active.as_ref().map_or(self.span.entries, |a| a.index.capacity())
+    }
+
+    /// Zero-fills an active store ahead of its data once the data has reached the zeros' end
+    /// (see `store`), never past `limit` bytes.
+    pub(super) fn fill_ahead(&mut self, limit: u64) {
         if let Some(active) = self.active.as_mut() {
-            active.store.preallocate(chunk, limit);
+            active.store.fill_ahead(limit);
         }
     }
 
-    /// Grows an active index so that `count` more entries fit.
-    pub(super) fn reserve(&mut self, count: u64) -> io::Result<()> {
+    /// Grows an active index so that `count` more entries fit: by doubling, up to `max`
+    /// entries unless they alone need more (see [`grown_capacity`]). Call holding the log's
+    /// write lock: the index is mapped anew, and a reader must not be locating frames in it.
+    pub(super) fn make_index_room(&mut self, count: u64, max: u64) -> io::Result<()> {
+        let entries = self.span.entries;
         let active = self.active.as_mut().ok_or_else(sealed_error)?;
-        active.index.grow(self.span.entries + count)
+        let needed = entries + count;
+        if needed > active.index.capacity() {
+            active.index.grow(grown_capacity(active.index.capacity(), needed, max))?;
+        }
+        Ok(())
     }
 
     /// The active store file, for syncing outside the log's lock.

@@ -24,10 +24,14 @@
 //! the end of the last written frame; a failed write leaves `size` unchanged and its bytes are
 //! overwritten by the next write.
 //!
-//! With preallocation on (the `always` policy), the file runs ahead of `size` with written zeros,
+//! Under the `always` policy the file runs ahead of `size` with written zeros ([`Store::fill_ahead`]),
 //! so that a sync of new frames is a data-only flush (no file-size change to journal): on ext4
-//! that halves the cost of a small `fdatasync`. The zeros are what a crash leaves after the last
-//! frame anyway: recovery cuts them like any torn tail, and sealing trims them.
+//! that halves the cost of a small `fdatasync`. The zeros are written lazily, once the data has
+//! reached their end, in a step that grows with the store (its size, between
+//! [`FILL_STEP_MIN_BYTES`] and [`FILL_STEP_MAX_BYTES`]): an idle or lightly used store holds
+//! about 64 KiB of zeros, a busy one a few MiB, and the steady state still syncs data only. The
+//! zeros are what a crash leaves after the last frame anyway: recovery cuts them like any torn
+//! tail, and sealing trims them.
 
 use std::io;
 use std::path::Path;
@@ -45,6 +49,10 @@ pub const VERSION: u32 = 1;
 pub const STORE_HEADER_BYTES: u64 = 24;
 /// Bytes in a frame header.
 pub const FRAME_HEADER_BYTES: u64 = 24;
+/// The smallest step [`Store::fill_ahead`] writes zeros in.
+pub const FILL_STEP_MIN_BYTES: u64 = 64 * 1024;
+/// The largest step [`Store::fill_ahead`] writes zeros in.
+pub const FILL_STEP_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A decoded frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,9 +168,9 @@ pub struct Store {
     size: u64,
     /// The file's length: `size`, or more once zeros were written ahead.
     allocated: u64,
-    /// `(chunk, limit)`: zero-fill the file ahead of `size` in steps of `chunk`, never past
-    /// `limit` (the segment's size). `None`: the file grows with each write.
-    preallocate: Option<(u64, u64)>,
+    /// Set once writing zeros ahead failed (most likely a full disk): this store is not filled
+    /// again, so that appends do not fill the disk with zeros over and over.
+    fill_failed: bool,
 }
 
 impl Store {
@@ -176,7 +184,7 @@ impl Store {
             file,
             size: STORE_HEADER_BYTES,
             allocated: STORE_HEADER_BYTES,
-            preallocate: None,
+            fill_failed: false,
         })
     }
 
@@ -185,7 +193,7 @@ impl Store {
     pub fn open(opener: &dyn FileOpener, path: &Path) -> io::Result<Self> {
         let file: Arc<dyn SegmentFile> = Arc::from(opener.open(path, false)?);
         let size = file.size()?;
-        Ok(Self { file, size, allocated: size, preallocate: None })
+        Ok(Self { file, size, allocated: size, fill_failed: false })
     }
 
     /// The file, for reads and syncs outside the log's lock.
@@ -212,32 +220,29 @@ impl Store {
         }
         self.size += frames.len() as u64;
         self.allocated = self.allocated.max(self.size);
-        if let Some((chunk, limit)) = self.preallocate
-            && self.allocated < limit
-            && self.allocated - self.size < chunk / 2
-        {
-            self.zero_fill((self.size + chunk).min(limit));
-        }
         Ok(pos)
     }
 
-    /// Turns on preallocation in steps of `chunk` bytes up to `limit`.
-    pub fn preallocate(&mut self, chunk: u64, limit: u64) {
-        self.preallocate = Some((chunk.max(1), limit));
-    }
-
-    /// Writes zeros from the end of the file to `target`. Best effort: on failure (a full disk)
-    /// the file is cut back and later writes simply grow it.
-    fn zero_fill(&mut self, target: u64) {
+    /// Once the data has reached the end of the zeros written ahead of it, writes more: a step
+    /// of the store's size, between [`FILL_STEP_MIN_BYTES`] and [`FILL_STEP_MAX_BYTES`], never
+    /// past `limit` (the segment's size). Best effort: on failure (a full disk) the file is cut
+    /// back to its data, and later writes simply grow it.
+    pub fn fill_ahead(&mut self, limit: u64) {
+        if self.fill_failed || self.allocated > self.size {
+            return;
+        }
+        let step = self.size.clamp(FILL_STEP_MIN_BYTES, FILL_STEP_MAX_BYTES);
+        let target = self.size.saturating_add(step).min(limit);
+        if target <= self.allocated {
+            return;
+        }
         let from = self.allocated;
         let zeros = vec![0u8; (target - from) as usize];
         match self.file.write_all_at(&zeros, from) {
             Ok(()) => self.allocated = target,
             Err(err) => {
-                // Most likely a full disk: stop trying for this segment, so that appends do not
-                // fill the disk with zeros over and over.
                 tracing::debug!(error = %err, "could not preallocate store space");
-                self.preallocate = None;
+                self.fill_failed = true;
                 if self.file.set_len(from).is_ok() {
                     self.allocated = from;
                 }
@@ -245,11 +250,16 @@ impl Store {
         }
     }
 
+    /// The file's length as this store wrote it: its data, and any zeros written ahead.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
+    }
+
     /// Cuts preallocated zeros off the end of the file, so its length is its data.
     pub fn trim(&mut self) -> io::Result<()> {
         self.file.set_len(self.size)?;
         self.allocated = self.size;
-        self.preallocate = None;
+        self.fill_failed = true;
         Ok(())
     }
 
@@ -366,5 +376,42 @@ mod tests {
         store.cut(STORE_HEADER_BYTES + a.len() as u64).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), store.size());
         assert_eq!(store.append(&b).unwrap(), STORE_HEADER_BYTES + a.len() as u64);
+    }
+
+    #[test]
+    fn zeros_are_written_ahead_only_once_the_data_reaches_them_in_growing_steps() {
+        // A store is filled ahead once its data reaches the end of the zeros, by a step of its
+        // size (64 KiB at least, 4 MiB at most), never past the limit; meanwhile appends write
+        // into the zeros and the file's length stays put.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.store");
+        let mut store = Store::create(&OsFiles, &path, 0).unwrap();
+        let file_len = || std::fs::metadata(&path).unwrap().len();
+        assert_eq!(file_len(), STORE_HEADER_BYTES, "nothing ahead at creation");
+        let small = frame(0, b"small");
+        store.append(&small).unwrap();
+        store.fill_ahead(u64::MAX);
+        let first_fill = store.size() + FILL_STEP_MIN_BYTES;
+        assert_eq!((store.allocated(), file_len()), (first_fill, first_fill));
+        store.append(&frame(1, b"x")).unwrap();
+        store.fill_ahead(u64::MAX);
+        assert_eq!(file_len(), first_fill, "zeros remain: nothing more is written");
+
+        let big = frame(2, &vec![9u8; 100 * 1024]);
+        store.append(&big).unwrap();
+        store.fill_ahead(u64::MAX);
+        let size = store.size();
+        assert_eq!(file_len(), 2 * size, "a step of the store's size past 64 KiB");
+
+        let huge = frame(3, &vec![9u8; 5 * 1024 * 1024]);
+        store.append(&huge).unwrap();
+        store.fill_ahead(u64::MAX);
+        assert_eq!(file_len(), store.size() + FILL_STEP_MAX_BYTES, "at most 4 MiB ahead");
+
+        store.append(&huge).unwrap();
+        store.fill_ahead(store.size() + 1000);
+        assert_eq!(file_len(), store.size() + 1000, "never past the limit");
+        store.trim().unwrap();
+        assert_eq!(file_len(), store.size());
     }
 }

@@ -1,0 +1,209 @@
+//! [`DiskGroup`]: what the disk logs of one server share, so that a log costs little beyond its
+//! own files.
+//!
+//! - **One cache of sealed segments' open files** (`sealed`), bounded by the group's
+//!   `max_open_segments` across all its logs, so the descriptors and mappings of sealed segments
+//!   do not grow with the number of logs.
+//! - **At most one interval-sync thread** (`syncer`), started by the first log under
+//!   [`FsyncPolicy::Interval`](super::FsyncPolicy::Interval) and syncing each such log on its own
+//!   interval, so threads do not grow with the number of logs either.
+//!
+//! Nothing on the append path is shared: each log keeps its own lock, write position and group
+//! commit, so appends to different logs proceed in parallel. A log opened with
+//! [`DiskLog::open`](super::DiskLog::open) has a private group of its own; logs opened with
+//! [`DiskLog::open_in`](super::DiskLog::open_in) share the caller's. Each log gets an id from its
+//! group that keys its cache entries and its place in the syncer's schedule.
+//!
+//! Every log holds a handle on its group, so the group lives until its last log and its last
+//! handle are gone; then the syncer thread is stopped and joined.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use super::sealed::SealedFiles;
+use super::syncer::{IntervalSync, Syncer};
+use crate::storage::Result;
+
+/// What the disk logs of one server share: one bounded cache of sealed segments' open files and
+/// at most one interval-sync thread. Cloning is cheap and shares the group.
+#[derive(Clone)]
+pub struct DiskGroup {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The open files of every member's sealed segments, bounded across the group.
+    sealed: Arc<SealedFiles>,
+    /// The most sealed segments open at once, across the group.
+    max_open_segments: usize,
+    /// The next member id; ids are never reused, so a gone log's entries can never be taken for
+    /// a new one's.
+    next_id: AtomicU64,
+    /// Started by the first member under `Interval`; dropped (stopped and joined) with the group.
+    syncer: OnceLock<Syncer>,
+    /// Held while starting the syncer, so that two members starting at once start one thread.
+    starting: Mutex<()>,
+}
+
+impl DiskGroup {
+    /// A group whose logs keep at most `max_open_segments` sealed segments open between them
+    /// (at least one).
+    pub fn new(max_open_segments: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sealed: Arc::new(SealedFiles::new(max_open_segments)),
+                max_open_segments: max_open_segments.max(1),
+                next_id: AtomicU64::new(0),
+                syncer: OnceLock::new(),
+                starting: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// How many sealed segments have their files open, across the group's logs.
+    #[cfg(feature = "internals")]
+    pub fn open_sealed_segments(&self) -> usize {
+        self.inner.sealed.len()
+    }
+
+    /// A new member's id.
+    pub(super) fn member_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The group's cache of sealed segments' open files.
+    pub(super) fn sealed(&self) -> &Arc<SealedFiles> {
+        &self.inner.sealed
+    }
+
+    /// Syncs member `id` every `every` on the group's syncer thread, starting the thread if this
+    /// is its first such member. The thread holds `log` weakly.
+    pub(super) fn sync_every(
+        &self,
+        id: u64,
+        log: Weak<dyn IntervalSync>,
+        every: Duration,
+    ) -> Result<()> {
+        self.syncer()?.register(id, log, every);
+        Ok(())
+    }
+
+    /// Stops syncing member `id`, waiting for a sync of it in progress (see `syncer`).
+    pub(super) fn stop_syncing(&self, id: u64) {
+        if let Some(syncer) = self.inner.syncer.get() {
+            syncer.unregister(id);
+        }
+    }
+
+    fn syncer(&self) -> Result<&Syncer> {
+        if let Some(syncer) = self.inner.syncer.get() {
+            return Ok(syncer);
+        }
+        let _starting = self.inner.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(syncer) = self.inner.syncer.get() {
+            return Ok(syncer);
+        }
+        let syncer = Syncer::spawn()?;
+        Ok(self.inner.syncer.get_or_init(|| syncer))
+    }
+}
+
+impl fmt::Debug for DiskGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskGroup")
+            .field("max_open_segments", &self.inner.max_open_segments)
+            .field("open_sealed_segments", &self.inner.sealed.len())
+            .field("interval_synced_logs", &self.inner.syncer.get().map_or(0, Syncer::len))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::super::{DiskConfig, DiskLog, FsyncPolicy};
+    use super::*;
+    use crate::storage::CommitLog;
+
+    fn interval_synced(group: &DiskGroup) -> usize {
+        group.inner.syncer.get().map_or(0, Syncer::len)
+    }
+
+    /// Tiny segments, so a few records make sealed ones.
+    fn tiny(fsync: FsyncPolicy) -> DiskConfig {
+        DiskConfig { max_store_bytes: 64, fsync, ..DiskConfig::default() }
+    }
+
+    #[test]
+    fn a_group_syncs_its_interval_logs_on_one_syncer_until_they_close_or_drop() {
+        // Interval logs of a group register with its one syncer; closing or dropping a log
+        // takes it off, and the others keep being synced.
+        let dir = tempfile::tempdir().unwrap();
+        let group = DiskGroup::new(4);
+        let interval = tiny(FsyncPolicy::Interval(Duration::from_millis(2)));
+        let open = |name: &str, config: &DiskConfig| {
+            DiskLog::open_in(dir.path().join(name), config.clone(), &group).unwrap()
+        };
+        let (a, b, c) = (open("a", &interval), open("b", &interval), open("c", &interval));
+        let never = open("never", &tiny(FsyncPolicy::Never));
+        assert_eq!(interval_synced(&group), 3);
+        a.close().unwrap();
+        drop(b);
+        assert_eq!(interval_synced(&group), 1);
+        c.append(Bytes::from_static(b"synced")).unwrap();
+        let start = std::time::Instant::now();
+        while c.shared.synced.load(Ordering::Acquire) < 1 {
+            assert!(start.elapsed() < Duration::from_secs(5), "the last log is never synced");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(never);
+        assert!(!dir.path().join("c").join("LOCK").exists(), "a member takes no LOCK file");
+    }
+
+    #[test]
+    fn a_dropped_standalone_interval_log_reopens_at_once() {
+        // Dropping a log opened alone stops its syncer before the directory lock goes, so a
+        // reopen right after never finds the directory locked.
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny(FsyncPolicy::Interval(Duration::from_micros(100)));
+        for i in 0..50 {
+            let log = DiskLog::open(dir.path(), config.clone()).unwrap();
+            log.append(Bytes::from_static(b"x")).unwrap();
+            assert_eq!(log.next_offset(), i + 1);
+            drop(log);
+        }
+    }
+
+    #[test]
+    fn a_closed_or_dropped_log_leaves_nothing_open_in_the_group_cache() {
+        // Reads fill the shared cache with a log's sealed segments; closing the log, or
+        // dropping it, closes them at once (a deleted log's space is freed promptly).
+        let dir = tempfile::tempdir().unwrap();
+        let group = DiskGroup::new(8);
+        let logs: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let log = DiskLog::open_in(dir.path().join(name), tiny(FsyncPolicy::Never), &group)
+                    .unwrap();
+                for _ in 0..4 {
+                    log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+                }
+                for offset in 0..4 {
+                    log.read(offset).unwrap();
+                }
+                log
+            })
+            .collect();
+        let [a, b]: [DiskLog; 2] = logs.try_into().unwrap();
+        assert_eq!((a.open_sealed_segments(), b.open_sealed_segments()), (3, 3));
+        assert_eq!(group.open_sealed_segments(), 6);
+        a.close().unwrap();
+        assert_eq!(group.open_sealed_segments(), 3);
+        assert!(matches!(a.read(0), Err(crate::storage::Error::Closed)));
+        drop(b);
+        assert_eq!(group.open_sealed_segments(), 0);
+    }
+}
