@@ -264,8 +264,9 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
     println!("listening on {local}");
     let mut config = args.server_config();
-    // Every log holds its active segment's store open, besides the sealed segments' cache.
-    let held = args.max_open_segments + args.max_logs.min(logs.len().max(1) * 2);
+    // Every log holds its active segment's store open, besides the sealed segments' cache;
+    // logs created later take from the reserve.
+    let held = args.max_open_segments + logs.len();
     config.max_connections = fit_connections(config.max_connections, nofile, held);
     server::run(listener, Arc::clone(&logs), config, shutdown).await?;
     // Closing syncs files: keep it (and the logs' drop) off the runtime's workers.
