@@ -171,7 +171,10 @@ impl State {
             "segments out of order, or an active segment before the last"
         );
         debug_assert_eq!(self.segments.last().map(Segment::end), Some(self.written));
-        debug_assert_eq!(self.store_bytes, self.segments.iter().map(Segment::store_size).sum::<u64>());
+        debug_assert_eq!(
+            self.store_bytes,
+            self.segments.iter().map(Segment::store_size).sum::<u64>()
+        );
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use super::dir::{index_path, store_path};
 use super::fs::{FileOpener, SegmentFile};
 use super::index::{Index, grown_capacity};
-use super::scan::scan;
+use super::scan::{all_zeros, scan};
 use super::segment::{Segment, Span};
 use super::store::{FRAME_HEADER_BYTES, FrameHeader, STORE_HEADER_BYTES, Store, check_header};
 use crate::storage::{Error, Result};
@@ -102,11 +102,17 @@ pub(super) fn open_active(
     }
     index.clear_from(entries);
     if found.valid_end < store.size() {
-        tracing::warn!(
-            base,
-            cut_bytes = store.size() - found.valid_end,
-            "cutting the active segment after its last valid frame (a torn write, or space preallocated and never written)"
-        );
+        let cut_bytes = store.size() - found.valid_end;
+        if all_zeros(store.file().as_ref(), found.valid_end, store.size())? {
+            // Space zero-filled ahead under `always` and never written: every crash leaves some.
+            tracing::debug!(base, cut_bytes, "cutting preallocated zeros after the last frame");
+        } else {
+            tracing::warn!(
+                base,
+                cut_bytes,
+                "cutting the active segment after its last valid frame (a torn write)"
+            );
+        }
         store.cut(found.valid_end)?;
     } else {
         // Records a crash left written but unsynced are about to become readable: make them

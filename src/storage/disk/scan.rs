@@ -216,6 +216,24 @@ impl<'a> Window<'a> {
     }
 }
 
+/// Whether the bytes `[from, to)` of `file` are all zero.
+pub(super) fn all_zeros(
+    file: &dyn SegmentFile,
+    mut from: u64,
+    to: u64,
+) -> crate::storage::Result<bool> {
+    let mut buf = vec![0u8; 1 << 20];
+    while from < to {
+        let n = (to - from).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], from)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        from += n as u64;
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fs::OsFiles;

@@ -11,9 +11,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::dir::{list_bases, store_path};
-use super::fs::{SegmentFile, open_read_only};
+use super::fs::open_read_only;
 use super::recovery::is_unborn;
-use super::scan::scan;
+use super::scan::{all_zeros, scan};
 use super::store::{STORE_HEADER_BYTES, check_header};
 use crate::storage::Result;
 
@@ -127,20 +127,6 @@ fn verify_segment(dir: &Path, base: u64, next_base: Option<u64>) -> Result<Segme
         }
     }
     Ok(report)
-}
-
-/// Whether the bytes `[from, to)` of `file` are all zero.
-fn all_zeros(file: &dyn SegmentFile, mut from: u64, to: u64) -> Result<bool> {
-    let mut buf = vec![0u8; 1 << 20];
-    while from < to {
-        let n = (to - from).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], from)?;
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-        from += n as u64;
-    }
-    Ok(true)
 }
 
 impl fmt::Display for VerifyReport {
