@@ -14,7 +14,7 @@ test: tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test
 
 bench:
-	cargo bench --bench log --bench service --bench roll_stall --bench store --bench index --bench recovery
+	cargo bench --bench log --bench service --bench logs --bench roll_stall --bench store --bench index --bench recovery
 
 # fmt check, clippy, and the API docs (missing_docs is on: an undocumented public item fails).
 lint:
