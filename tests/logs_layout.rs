@@ -237,3 +237,50 @@ fn the_real_server_serves_a_single_log_directory_as_default() {
         assert_eq!(client.produce("new").await.unwrap(), FIXTURE_RECORDS);
     }));
 }
+
+#[test]
+fn a_log_that_cannot_be_opened_leaves_the_others_served() {
+    // A damaged log is listed and can be deleted, but stops nothing else: the other logs open,
+    // and one whose log.json is unreadable opens with default settings.
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let logs = open(dir.path());
+        for name in ["broken", "healthy", "no-settings"] {
+            let settings = LogSettings { retention_ms: Some(1), ..LogSettings::default() };
+            let log = logs.create(name, settings).expect("create");
+            log.log().append(Bytes::from_static(b"kept")).expect("append");
+        }
+        logs.close().expect("close");
+    }
+    let broken = dir.path().join("logs/broken/00000000000000000000.store");
+    std::fs::write(&broken, b"not a girok store at all, not even its header").unwrap();
+    std::fs::write(dir.path().join("logs/no-settings/log.json"), b"{").unwrap();
+
+    let logs = open(dir.path());
+    let names: Vec<String> = logs.list().iter().map(|l| l.name().to_string()).collect();
+    assert_eq!(names, ["broken", "default", "healthy", "no-settings"]);
+    let failed = logs.get("broken").unwrap();
+    assert!(failed.failure().is_some_and(|why| why.contains("not a girok store")), "{failed:?}");
+    assert_eq!(logs.get("healthy").unwrap().log().read(0).unwrap().value, "kept");
+    let reset = logs.get("no-settings").unwrap();
+    assert_eq!(reset.settings(), LogSettings::default());
+    assert_eq!(reset.log().read(0).unwrap().value, "kept");
+    logs.delete("broken").expect("a damaged log can be deleted");
+    assert!(!dir.path().join("logs/broken").exists());
+}
+
+#[test]
+fn a_re_created_log_gets_a_later_creation_time() {
+    // Deleted and created again at once (within a millisecond, on a fast disk) or after the
+    // clock stepped back, a log still gets a creation time after its predecessor's.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let logs = Logs::in_memory(Default::default(), LogsConfig::default());
+    let mut last = 0;
+    for _ in 0..50 {
+        let created = logs.create("orders", LogSettings::default()).unwrap().created_ms();
+        assert!(created > last, "{created} after {last}");
+        last = created;
+        logs.delete("orders").unwrap();
+    }
+    drop(dir);
+}

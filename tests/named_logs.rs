@@ -471,3 +471,36 @@ async fn the_binary_takes_its_log_flags() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_log_that_could_not_be_opened_is_unavailable_but_listed_and_deletable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let logs = open_registry(&dir, LogsConfig::default());
+        logs.create("broken", Default::default()).unwrap().log().append("v".into()).unwrap();
+        logs.close().unwrap();
+    }
+    std::fs::write(
+        dir.path().join("logs/broken/00000000000000000000.store"),
+        b"garbage, and more than a header of it",
+    )
+    .unwrap();
+    let server =
+        start_registry(open_registry(&dir, LogsConfig::default()), ServerConfig::default()).await;
+    let mut client = LogClient::new(server.channel().await);
+    bounded("a broken log", async {
+        for status in [
+            client.produce(produce("broken", "v")).await.unwrap_err(),
+            client.consume(consume("broken", 0)).await.unwrap_err(),
+            offsets(&mut client, "broken").await.unwrap_err(),
+        ] {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert!(!status.message().contains('/'), "no paths to clients: {status:?}");
+        }
+        let names: Vec<String> = list(&mut client).await.into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["broken", "default"]);
+        client.delete_log(DeleteLogRequest { name: "broken".into() }).await.unwrap();
+        assert_eq!(client.produce(produce("broken", "anew")).await.unwrap().into_inner().offset, 0);
+    })
+    .await;
+}

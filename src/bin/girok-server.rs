@@ -222,21 +222,36 @@ fn raise_descriptor_limit() -> Option<u64> {
 /// the data directory's lock, directory syncs, and headroom.
 const DESCRIPTORS_RESERVED: u64 = 64;
 
-/// The connection limit, lowered so that every connection it admits gets a descriptor: past the
-/// descriptor limit, connections would wait unanswered in the backlog instead of being closed.
-fn fit_connections(wanted: usize, nofile: Option<u64>, held_by_logs: usize) -> usize {
-    let Some(nofile) = nofile else { return wanted };
-    let room = nofile.saturating_sub(DESCRIPTORS_RESERVED + held_by_logs as u64).max(1);
-    let fitted = wanted.min(usize::try_from(room).unwrap_or(usize::MAX));
-    if fitted < wanted {
+/// The connection and log limits, lowered so that both fit the descriptor limit: every
+/// connection holds a descriptor, and so does every log (its active segment). Past the limit,
+/// connections would wait unanswered in the backlog, and a new log or a roll would fail.
+///
+/// After the reserve and the sealed-segment cache, the logs get at least half of what is left
+/// (and always the ones that exist), the connections the rest; an operator who wants it split
+/// otherwise lowers one of the two flags, or raises `ulimit -n`.
+fn fit_descriptors(
+    connections: usize,
+    max_logs: usize,
+    logs_now: usize,
+    open_segments: usize,
+    nofile: Option<u64>,
+) -> (usize, usize) {
+    let Some(nofile) = nofile else { return (connections, max_logs) };
+    let room = nofile.saturating_sub(DESCRIPTORS_RESERVED + open_segments as u64);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    let for_logs = logs_now.max(max_logs.min(room / 2));
+    let fitted_connections = connections.min(room.saturating_sub(for_logs)).max(1);
+    let fitted_logs = max_logs.min(room.saturating_sub(fitted_connections)).max(logs_now);
+    if fitted_connections < connections || fitted_logs < max_logs {
         tracing::warn!(
-            wanted,
-            fitted,
             nofile,
-            "--max-connections lowered to fit the file descriptor limit"
+            max_connections = fitted_connections,
+            max_logs = fitted_logs,
+            "--max-connections and --max-logs lowered to fit the file descriptor limit (each \
+             connection and each log holds one); raise it with ulimit -n"
         );
     }
-    fitted
+    (fitted_connections, fitted_logs)
 }
 
 /// How many connections may wait in the kernel's accept queue: enough for a burst up to the
@@ -266,11 +281,36 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = args.server_config();
     // Every log holds its active segment's store open, besides the sealed segments' cache;
     // logs created later take from the reserve.
-    let held = args.max_open_segments + logs.len();
-    config.max_connections = fit_connections(config.max_connections, nofile, held);
+    let (connections, max_logs) = fit_descriptors(
+        config.max_connections,
+        logs.max_logs(),
+        logs.len(),
+        args.max_open_segments,
+        nofile,
+    );
+    config.max_connections = connections;
+    logs.limit_logs(max_logs);
     server::run(listener, Arc::clone(&logs), config, shutdown).await?;
     // Closing syncs files: keep it (and the logs' drop) off the runtime's workers.
     tokio::task::spawn_blocking(move || logs.close()).await??;
     tracing::info!("logs synced and closed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_descriptors;
+
+    #[test]
+    fn connections_and_logs_share_the_descriptors() {
+        // Plenty: nothing changes.
+        assert_eq!(fit_descriptors(1024, 10_000, 1, 64, Some(1 << 20)), (1024, 10_000));
+        assert_eq!(fit_descriptors(1024, 10_000, 1, 64, None), (1024, 10_000));
+        // A hard limit of 1,024: 896 after the reserve and the cache, half for logs.
+        assert_eq!(fit_descriptors(1024, 10_000, 1, 64, Some(1024)), (448, 448));
+        // Few logs wanted: the connections get the rest.
+        assert_eq!(fit_descriptors(1024, 10, 1, 64, Some(1024)), (886, 10));
+        // Logs that exist are always covered, even past max_logs.
+        assert_eq!(fit_descriptors(1024, 10, 700, 64, Some(1024)), (196, 700));
+    }
 }

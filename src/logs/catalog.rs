@@ -9,11 +9,26 @@ use super::name::DEFAULT_LOG;
 use super::settings::LogMeta;
 use crate::storage::{CommitLog, LogConfig, MemoryLog};
 
-/// A log a catalog opened.
+/// A log a catalog opened, or one it could not open.
 pub(crate) struct Opened {
     pub(crate) name: String,
     pub(crate) meta: LogMeta,
     pub(crate) log: Arc<dyn CommitLog>,
+    /// Why the log could not be opened; its `log` is then an empty, closed stand-in.
+    pub(crate) failed: Option<String>,
+}
+
+impl Opened {
+    pub(crate) fn new(name: impl Into<String>, meta: LogMeta, log: Arc<dyn CommitLog>) -> Self {
+        Self { name: name.into(), meta, log, failed: None }
+    }
+
+    /// A stored log that could not be opened: listed, deletable, and unavailable otherwise.
+    pub(crate) fn failed(name: impl Into<String>, meta: LogMeta, why: String) -> Self {
+        let stand_in = MemoryLog::new(LogConfig::default());
+        let _ = stand_in.close();
+        Self { name: name.into(), meta, log: Arc::new(stand_in), failed: Some(why) }
+    }
 }
 
 /// Stores logs and their metadata. Calls block (file I/O) and are serialized by the registry.
@@ -26,8 +41,10 @@ pub(crate) trait Catalog: Send + Sync + Debug {
     /// Replaces a log's stored metadata, atomically.
     fn save(&self, name: &str, meta: &LogMeta) -> Result<()>;
     /// Removes a log that has been closed: once this returns, it is gone for good; a crash
-    /// before leaves it whole.
+    /// before leaves it whole. Its space may be reclaimed later, by [`purge`](Self::purge).
     fn remove(&self, name: &str) -> Result<()>;
+    /// Reclaims the space of removed logs; best effort (what it leaves, the next open takes).
+    fn purge(&self) {}
     /// Opens a stored log again (after a removal that failed).
     fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>>;
 }
@@ -59,10 +76,10 @@ impl Catalog for MemoryCatalog {
         let meta = LogMeta::new(Default::default());
         let mut opened = Vec::new();
         if let Some((name, log)) = self.given.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            opened.push(Opened { name, meta, log });
+            opened.push(Opened::new(name, meta, log));
         }
         if !opened.iter().any(|o| o.name == DEFAULT_LOG) {
-            opened.push(Opened { name: DEFAULT_LOG.into(), meta, log: self.new_log() });
+            opened.push(Opened::new(DEFAULT_LOG, meta, self.new_log()));
         }
         Ok(opened)
     }

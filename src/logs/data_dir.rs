@@ -78,7 +78,27 @@ impl DataDir {
             }
         }
         data.dirs.sync_dir(&data.root)?;
+        data.check_case_sensitive()?;
         Ok(data)
+    }
+
+    /// Log names are case-sensitive and are directory names: a file system that folds case
+    /// would make `Orders` and `orders` one directory. Refuses such a data directory.
+    fn check_case_sensitive(&self) -> Result<()> {
+        let probe = self.staging().join("case-probe");
+        let at = crate::storage::error::at;
+        std::fs::create_dir(&probe).map_err(at(&probe))?;
+        let folded = self.staging().join("CASE-PROBE").exists();
+        std::fs::remove_dir(&probe).map_err(at(&probe))?;
+        if folded {
+            return Err(Error::Storage(storage::Error::Format {
+                file: self.root.display().to_string(),
+                detail: "is on a file system that ignores the case of names; log names are \
+                         case-sensitive, so girok needs a case-sensitive one"
+                    .into(),
+            }));
+        }
+        Ok(())
     }
 
     fn logs(&self) -> PathBuf {
@@ -197,17 +217,29 @@ impl DataDir {
 impl Catalog for DataDir {
     fn open_all(&self) -> Result<Vec<Opened>> {
         let names = self.stored_names()?;
+        // One damaged log must not keep the others from being served: it is listed, can be
+        // deleted, and answers UNAVAILABLE until an operator repairs it and restarts. Only a
+        // `default` that cannot be opened stops the server, as it always has.
         let open_one = |name: &String| -> Result<Opened> {
-            let meta = self.read_meta(name)?;
-            let log = self.open_log(name, &meta)?;
-            Ok(Opened { name: name.clone(), meta, log })
+            let meta = self.read_meta(name).unwrap_or_else(|err| {
+                tracing::warn!(log = %name, error = %err, "unreadable log.json: default settings");
+                LogMeta::new(Default::default())
+            });
+            match self.open_log(name, &meta) {
+                Ok(log) => Ok(Opened::new(name.clone(), meta, log)),
+                Err(err) if name != DEFAULT_LOG => {
+                    tracing::error!(log = %name, error = %err, "cannot open a log: it stays unavailable");
+                    Ok(Opened::failed(name.clone(), meta, err.to_string()))
+                }
+                Err(err) => Err(err),
+            }
         };
         let mut opened =
             parallel_map(&names, OPEN_THREADS, open_one).into_iter().collect::<Result<Vec<_>>>()?;
         if !names.iter().any(|name| name == DEFAULT_LOG) {
             let meta = LogMeta::new(Default::default());
             let log = self.create(DEFAULT_LOG, &meta)?;
-            opened.push(Opened { name: DEFAULT_LOG.into(), meta, log });
+            opened.push(Opened::new(DEFAULT_LOG, meta, log));
         }
         Ok(opened)
     }
@@ -251,14 +283,23 @@ impl Catalog for DataDir {
         self.dirs.rename(&self.log_dir(name), &trashed)?;
         // The rename is the deletion: past it, the log is gone from this process whatever else
         // fails. Until `logs/` is synced a power cut may bring it back, whole; what is left in
-        // the trash is space, which the next open reclaims.
+        // the trash is space, which `purge` or the next open reclaims.
         if let Err(err) = self.dirs.sync_dir(&self.logs()) {
             tracing::warn!(log = name, error = %err, "cannot sync logs/ after a delete");
         }
-        if let Err(err) = self.dirs.remove_dir_all(&trashed) {
-            tracing::warn!(log = name, error = %err, "cannot remove a deleted log's files");
-        }
         Ok(())
+    }
+
+    fn purge(&self) {
+        let Ok(entries) = std::fs::read_dir(self.trash()) else { return };
+        for entry in entries.flatten() {
+            match self.dirs.remove_dir_all(&entry.path()) {
+                Ok(()) => {}
+                // Another purge got there first.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(error = %err, "cannot remove a deleted log's files"),
+            }
+        }
     }
 
     fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>> {

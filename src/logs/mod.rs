@@ -38,6 +38,7 @@ mod settings;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
@@ -74,6 +75,8 @@ pub struct LogEntry {
     log: Arc<dyn CommitLog>,
     /// `true` once deleted; tails wait on it.
     deleted: watch::Sender<bool>,
+    /// Why the stored log could not be opened (then `log` is an empty, closed stand-in).
+    failed: Option<String>,
 }
 
 impl std::fmt::Debug for LogEntry {
@@ -95,6 +98,7 @@ impl LogEntry {
             settings: Mutex::new(opened.meta.settings),
             log: opened.log,
             deleted: watch::Sender::new(false),
+            failed: opened.failed,
         })
     }
 
@@ -116,6 +120,12 @@ impl LogEntry {
     /// The log.
     pub fn log(&self) -> &Arc<dyn CommitLog> {
         &self.log
+    }
+
+    /// Why the log could not be opened when the registry was, if it could not: it is then
+    /// listed and can be deleted, and nothing else.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     /// Whether the log has been deleted.
@@ -144,6 +154,11 @@ pub struct Logs {
     open: RwLock<BTreeMap<String, Arc<LogEntry>>>,
     /// Serializes create, update and delete.
     admin: Mutex<()>,
+    /// The `max_logs` in force: [`LogsConfig::max_logs`], or lower (see [`Logs::limit_logs`]).
+    max_logs: AtomicUsize,
+    /// The last creation time handed out, so that a log re-created within the same millisecond
+    /// (or after the clock stepped back) still gets a later one.
+    last_created_ms: AtomicU64,
 }
 
 impl Logs {
@@ -206,17 +221,17 @@ impl Logs {
         config: LogsConfig,
         max_record_bytes: usize,
     ) -> Result<Self> {
-        let open = catalog
-            .open_all()?
-            .into_iter()
-            .map(|opened| (opened.name.clone(), LogEntry::new(opened)))
-            .collect();
+        let opened = catalog.open_all()?;
+        let last_created_ms = opened.iter().map(|o| o.meta.created_ms).max().unwrap_or(0);
+        let open = opened.into_iter().map(|o| (o.name.clone(), LogEntry::new(o))).collect();
         Ok(Self {
             catalog,
+            max_logs: AtomicUsize::new(config.max_logs),
             config,
             max_record_bytes,
             open: RwLock::new(open),
             admin: Mutex::new(()),
+            last_created_ms: AtomicU64::new(last_created_ms),
         })
     }
 
@@ -228,6 +243,28 @@ impl Logs {
     /// The registry's settings.
     pub fn config(&self) -> &LogsConfig {
         &self.config
+    }
+
+    /// The most logs the registry holds now.
+    pub fn max_logs(&self) -> usize {
+        self.max_logs.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the most logs the registry holds to `max` (never below the logs it has), for
+    /// a server whose descriptors cannot cover [`LogsConfig::max_logs`] (each log holds one).
+    pub fn limit_logs(&self, max: usize) {
+        let _admin = self.admin();
+        self.max_logs.store(max.max(self.len()), Ordering::Relaxed);
+    }
+
+    /// A creation time later than any handed out before, and not before now.
+    fn next_created_ms(&self) -> u64 {
+        let now = crate::storage::next_timestamp(0);
+        let previous = self
+            .last_created_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+            .expect("the update always succeeds");
+        now.max(previous + 1)
     }
 
     /// How many logs there are.
@@ -276,12 +313,13 @@ impl Logs {
 
     /// Creates `name`; the caller holds the admin lock and found no such log.
     fn create_locked(&self, name: &str, settings: LogSettings) -> Result<Arc<LogEntry>> {
-        if self.len() >= self.config.max_logs {
-            return Err(Error::Limit { limit: self.config.max_logs });
+        let limit = self.max_logs();
+        if self.len() >= limit {
+            return Err(Error::Limit { limit });
         }
-        let meta = LogMeta::new(settings);
+        let meta = LogMeta { created_ms: self.next_created_ms(), settings };
         let log = self.catalog.create(name, &meta)?;
-        let entry = LogEntry::new(Opened { name: name.into(), meta, log });
+        let entry = LogEntry::new(Opened::new(name, meta, log));
         self.write_map().insert(name.into(), Arc::clone(&entry));
         tracing::info!(log = name, "log created");
         Ok(entry)
@@ -294,12 +332,12 @@ impl Logs {
         let _admin = self.admin();
         let entry = self.get(name)?;
         let settings = entry.settings().merged(changes);
-        if let Some(bytes) = changes.segment_bytes {
-            entry.log.set_segment_bytes(bytes)?;
-        }
         let meta = LogMeta { created_ms: entry.created_ms, settings };
         self.catalog.save(name, &meta)?;
         *entry.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
+        if let Some(bytes) = changes.segment_bytes {
+            entry.log.set_segment_bytes(bytes)?;
+        }
         Ok(entry)
     }
 
@@ -321,11 +359,14 @@ impl Logs {
             tracing::error!(log = name, error = %err, "cannot delete a log; it stays");
             let meta = entry.meta();
             let log = self.catalog.reopen(name, &meta)?;
-            let again = LogEntry::new(Opened { name: name.into(), meta, log });
+            let again = LogEntry::new(Opened::new(name, meta, log));
             self.write_map().insert(name.into(), again);
             return Err(err);
         }
+        drop(_admin);
         tracing::info!(log = name, "log deleted");
+        // Removing the files can take a while for a large log; other admin calls go on.
+        self.catalog.purge();
         Ok(())
     }
 

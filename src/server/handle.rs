@@ -39,7 +39,7 @@ impl Registry {
     pub(crate) fn find(&self, field: &str) -> Result<LogHandle, Status> {
         let name = logs::name::or_default(field);
         status::check_log_name("log", name)?;
-        self.logs.get(name).map(LogHandle::new).map_err(Status::from)
+        usable(self.logs.get(name)?)
     }
 
     /// [`find`](Self::find) for an append: an unknown log is created while auto-create is on.
@@ -47,10 +47,10 @@ impl Registry {
         let name = logs::name::or_default(field);
         status::check_log_name("log", name)?;
         if let Ok(entry) = self.logs.get(name) {
-            return Ok(LogHandle::new(entry));
+            return usable(entry);
         }
         let name = name.to_string();
-        self.blocking(move |logs| logs.get_or_create(&name)).await.map(LogHandle::new)
+        usable(self.blocking(move |logs| logs.get_or_create(&name)).await?)
     }
 
     /// Creates a log (see [`Logs::create`]).
@@ -91,6 +91,14 @@ impl Registry {
             .await
             .map_err(status::task_failed)?
             .map_err(Status::from)
+    }
+}
+
+/// A handle on `entry`, or `UNAVAILABLE` when the log could not be opened.
+fn usable(entry: Arc<LogEntry>) -> Result<LogHandle, Status> {
+    match entry.failure() {
+        Some(why) => Err(status::log_unavailable(entry.name(), why)),
+        None => Ok(LogHandle::new(entry)),
     }
 }
 

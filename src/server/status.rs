@@ -15,7 +15,7 @@
 //! | offsets exhausted | `RESOURCE_EXHAUSTED` | `ErrorInfo` `OFFSETS_EXHAUSTED` |
 //! | corrupt record | `DATA_LOSS` | `ErrorInfo` `RECORD_CORRUPT` |
 //! | read-only log, I/O, anything else | `INTERNAL` | — (no paths) |
-//! | log closed, server draining, no descriptor or memory free | `UNAVAILABLE` | — |
+//! | log closed, server draining, no descriptor or memory free, log that could not be opened | `UNAVAILABLE` | — |
 //!
 //! `OUT_OF_RANGE` is for offsets only: tonic reports a message over the decode limit as
 //! `OUT_OF_RANGE` by itself, and [`rewrite_decode_limit`] turns that into `RESOURCE_EXHAUSTED`.
@@ -69,6 +69,16 @@ pub(crate) fn log_not_found(name: &str) -> Status {
         reason::LOG_NOT_FOUND,
         &[(key::LOG, name.to_string())],
     )
+}
+
+/// `UNAVAILABLE` for a log the server could not open when it started (the reason is logged with
+/// its paths; the client gets none).
+pub(crate) fn log_unavailable(name: &str, why: &str) -> Status {
+    tracing::debug!(log = name, why, "call on a log that could not be opened");
+    Status::unavailable(format!(
+        "log {name:?} could not be opened when the server started; an operator must repair or \
+         delete it"
+    ))
 }
 
 /// `INVALID_ARGUMENT` naming `field` (`log` or `name`) unless `name` is a valid log name.

@@ -145,8 +145,6 @@ struct State {
     store_bytes: u64,
     /// The timestamp of the last record written: the next one gets at least this.
     last_timestamp_ms: u64,
-    /// Reused buffer for encoding frames.
-    scratch: Vec<u8>,
     /// Set when the directory could not be synced after a segment was created because it
     /// could not be opened (no descriptor free): nothing is appended until a sync succeeds.
     dir_unsynced: bool,
@@ -267,7 +265,6 @@ impl DiskLog {
                 written,
                 store_bytes,
                 last_timestamp_ms: 0,
-                scratch: Vec::new(),
                 dir_unsynced: false,
                 closed: false,
             }),
@@ -434,8 +431,7 @@ impl Shared {
         // the same base). Growing maps the index anew, which the write lock makes safe: readers
         // locate frames under the read lock and keep no reference into the mapping.
         state.active().make_index_room(count, self.config.max_index_entries())?;
-        let mut frames = std::mem::take(&mut state.scratch);
-        frames.clear();
+        let mut frames = take_scratch();
         let mut starts = Vec::with_capacity(values.len());
         let timestamp_ms = next_timestamp(state.last_timestamp_ms);
         for (i, (value, crc)) in values.iter().zip(&crcs).enumerate() {
@@ -444,9 +440,7 @@ impl Shared {
         }
         let frames_len = frames.len() as u64;
         let appended = state.active().append(&frames, &starts);
-        if frames.capacity() <= 4 * 1024 * 1024 {
-            state.scratch = frames;
-        }
+        give_back_scratch(frames);
         appended?;
         if self.config.fsync == FsyncPolicy::Always {
             // Every append waits for a sync here: zeros ahead keep those syncs data-only.
@@ -664,6 +658,30 @@ impl CommitLog for DiskLog {
             let _ = lock.unlock();
         }
         outcome.map_err(|err| shared.commit.fail("closing the log", err))
+    }
+}
+
+/// The largest encoding buffer a thread keeps between appends.
+const SCRATCH_KEPT_BYTES: usize = 4 * 1024 * 1024;
+
+thread_local! {
+    /// The buffer appends encode frames into, one per thread rather than one per log: a server
+    /// of thousands of logs would otherwise keep a batch's worth of memory for each log that
+    /// ever took one. Appends run on a bounded pool of threads.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's encoding buffer, empty.
+fn take_scratch() -> Vec<u8> {
+    let mut buffer = SCRATCH.take();
+    buffer.clear();
+    buffer
+}
+
+/// Keeps `buffer` for this thread's next append, unless it grew past [`SCRATCH_KEPT_BYTES`].
+fn give_back_scratch(buffer: Vec<u8>) {
+    if buffer.capacity() <= SCRATCH_KEPT_BYTES {
+        SCRATCH.set(buffer);
     }
 }
 
