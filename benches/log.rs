@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+#[path = "common/mod.rs"]
+mod common;
+
+use common::bench_dir;
 use girok::storage::{CommitLog, DiskConfig, DiskLog, FsyncPolicy};
 
 const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 * 1024, "64KiB")];
@@ -16,14 +20,6 @@ const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 * 1024, "6
 const BATCH: [usize; 3] = [1000, 256, 16];
 /// Appends keep at most this much data on disk: older segments are truncated as the bench runs.
 const KEEP_BYTES: u64 = 512 * 1024 * 1024;
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("GIROK_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir),
-        None => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")),
-    }
-    .expect("a temporary directory for the bench")
-}
 
 fn open(dir: &tempfile::TempDir, fsync: FsyncPolicy) -> DiskLog {
     DiskLog::open(dir.path(), DiskConfig { fsync, ..DiskConfig::default() }).expect("open log")

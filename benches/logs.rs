@@ -8,18 +8,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+#[path = "common/mod.rs"]
+mod common;
+
+use common::bench_dir;
 use girok::logs::{LogEntry, LogSettings, Logs, LogsConfig};
 use girok::storage::{DiskConfig, FsyncPolicy, LogConfig};
 
 const WRITERS: usize = 4;
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("GIROK_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir),
-        None => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")),
-    }
-    .expect("a temporary directory for the bench")
-}
 
 fn registry(dir: &tempfile::TempDir, fsync: FsyncPolicy) -> Logs {
     let disk = DiskConfig { fsync, ..DiskConfig::default() };

@@ -15,10 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::binary::{PROCESS_TIMEOUT, ServerProcess, spawn_server, wait_with_timeout};
+use common::binary::{PROCESS_TIMEOUT, Served, wait_with_timeout};
 use common::{for_each_log, start_server};
 use girok::storage::{CommitLog, DiskConfig, DiskLog, LogConfig};
-use tempfile::TempDir;
 
 /// The `girok` command against `url`, with piped output, not yet started.
 fn command(url: &str, args: &[&str]) -> Command {
@@ -297,25 +296,6 @@ async fn streams_outlive_the_timeout_while_they_are_open() {
         }
     });
     assert!(status.success(), "exit {status:?}");
-}
-
-/// The shipped `girok-server` on a data directory of its own; killed before the directory goes.
-struct Served {
-    server: ServerProcess,
-    data: TempDir,
-}
-
-impl Served {
-    /// Starts one (blocking briefly while it starts).
-    fn start() -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
-        let server = tokio::task::block_in_place(|| spawn_server(data.path(), &[]));
-        Self { server, data }
-    }
-
-    fn url(&self) -> String {
-        self.server.url()
-    }
 }
 
 /// `GIROK_LOG=orders`.

@@ -7,32 +7,12 @@ mod common;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use common::binary::{ServerProcess, spawn_server};
+use common::binary::Served;
 use common::bounded;
 use girok::api::errors::{DOMAIN, key, reason};
-use girok::client::{Client, ClientError, DEFAULT_LOG, LogInfo, LogSettings};
-use tempfile::TempDir;
+use girok::client::{ClientError, DEFAULT_LOG, LogInfo, LogSettings};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-
-/// A `girok-server` on a data directory of its own; killed before the directory goes.
-struct Served {
-    server: ServerProcess,
-    _data: TempDir,
-}
-
-impl Served {
-    /// Starts one (blocking briefly while it starts).
-    fn start() -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
-        let server = tokio::task::block_in_place(|| spawn_server(data.path(), &[]));
-        Self { server, _data: data }
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(self.server.url()).await.expect("connect")
-    }
-}
 
 /// A status as the server sends it: `code` with an `ErrorInfo` of `reason` and `metadata`.
 fn status(code: Code, reason: &str, metadata: &[(&str, &str)]) -> Status {

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,17 +22,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The disk space allocated to the files under `dir` (not their lengths: holes count nothing).
-fn allocated_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let meta = entry.metadata().expect("metadata");
-        total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
-    }
-    total
 }
 
 fn count_entries(dir: &str) -> usize {
@@ -82,7 +70,7 @@ fn a_thousand_idle_logs_take_little_disk_and_one_descriptor_each() {
     }
     let written = start.elapsed();
     let fds = fds_into(root.path());
-    let live_disk = allocated_bytes(root.path());
+    let live_disk = common::allocated_bytes(root.path());
     assert_eq!(fds, LOGS, "one descriptor per log, its active store");
     assert!(count_entries("/proc/self/fd") <= fds_before + LOGS + 8);
     assert_eq!(syncer_threads(), threads_before, "no thread for `always` logs");
@@ -93,7 +81,7 @@ fn a_thousand_idle_logs_take_little_disk_and_one_descriptor_each() {
     let start = Instant::now();
     let logs = open_all(root.path(), &names, &config, &group);
     let reopened = start.elapsed();
-    let reopened_disk = allocated_bytes(root.path());
+    let reopened_disk = common::allocated_bytes(root.path());
     assert_eq!(fds_into(root.path()), LOGS);
     for log in &logs {
         assert_eq!(log.read_batch(0, 10, usize::MAX).expect("read back").len(), 3);

@@ -3,7 +3,8 @@
 //! costs about 1 MiB at most) and one descriptor per log. The figures are printed for the notes
 //! (`cargo test --test logs_scale -- --nocapture`).
 
-use std::os::unix::fs::MetadataExt;
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -13,17 +14,6 @@ use girok::storage::{DiskConfig, FsyncPolicy};
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Bytes allocated on disk under `dir` (blocks, not lengths: preallocated space counts).
-fn allocated_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let entry = entry.expect("entry");
-        let meta = entry.metadata().expect("metadata");
-        total += if meta.is_dir() { allocated_bytes(&entry.path()) } else { meta.blocks() * 512 };
-    }
-    total
 }
 
 fn open_descriptors() -> usize {
@@ -60,7 +50,7 @@ fn a_thousand_logs_are_created_written_and_reopened_within_budget() {
     logs.close().expect("close");
     drop(logs);
 
-    let on_disk = allocated_bytes(dir.path());
+    let on_disk = common::allocated_bytes(dir.path());
     let budget = (count as u64 + 1) * 1024 * 1024;
     assert!(on_disk < budget.min(2 << 30), "{} logs take {on_disk} bytes on disk", count + 1);
 
@@ -73,7 +63,7 @@ fn a_thousand_logs_are_created_written_and_reopened_within_budget() {
         assert_eq!(log.log().next_offset(), 3, "{name}");
         assert_eq!(log.log().read(2).expect("read").value, Bytes::from(format!("{name}/2")));
     }
-    let reopened_disk = allocated_bytes(dir.path());
+    let reopened_disk = common::allocated_bytes(dir.path());
     eprintln!(
         "{} logs: created and written in {created:?}, reopened in {reopened:?}; \
          {descriptors} descriptors while open; {:.1} MiB on disk after close \
@@ -90,7 +80,7 @@ fn a_thousand_logs_are_created_written_and_reopened_within_budget() {
     let logs = open(dir.path(), count);
     let recovered = started.elapsed();
     assert_eq!(logs.len(), count + 1);
-    let on_disk = allocated_bytes(dir.path());
+    let on_disk = common::allocated_bytes(dir.path());
     assert!(on_disk < budget.min(2 << 30), "{on_disk} bytes on disk after a crash");
     eprintln!(
         "after a crash: recovered in {recovered:?}, {:.1} MiB on disk",

@@ -130,3 +130,36 @@ pub fn wait_with_timeout(child: Child, limit: Duration) -> Output {
         }
     }
 }
+
+/// The shipped `girok-server` on a data directory of its own, which outlives it (the server is
+/// killed first, as fields drop in order).
+pub struct Served {
+    /// The server.
+    pub server: ServerProcess,
+    /// Its data directory.
+    pub data: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts one, blocking briefly while it starts (so call it from a multi-threaded runtime,
+    /// or outside one).
+    pub fn start() -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let start = || spawn_server(data.path(), &[]);
+        let server = match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(start),
+            Err(_) => start(),
+        };
+        Self { server, data }
+    }
+
+    /// The server's URL for clients.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// A typed client of it.
+    pub async fn client(&self) -> girok::client::Client {
+        girok::client::Client::connect(self.url()).await.expect("connect")
+    }
+}

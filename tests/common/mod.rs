@@ -201,3 +201,18 @@ pub async fn eventually(what: &str, within: Duration, mut condition: impl FnMut(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The disk space allocated to the files under `dir` (not their lengths: holes count nothing).
+pub fn allocated_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let meta = entry.metadata().expect("metadata");
+        total += if meta.is_dir() {
+            allocated_bytes(&entry.path())
+        } else {
+            std::os::unix::fs::MetadataExt::blocks(&meta) * 512
+        };
+    }
+    total
+}
