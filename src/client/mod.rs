@@ -11,6 +11,7 @@
 //!   out of range, a corrupt record, a missing or taken log) from the status's `ErrorInfo`; every
 //!   other status is passed through as is.
 //! - `streams`: [`Acks`] and [`Records`], the answers of the two streaming calls.
+//! - `compression`: [`Compression`], the wire compression [`Client::compressed`] asks for.
 
 use std::ops::Range;
 
@@ -23,10 +24,12 @@ pub use crate::api::v1::{LogInfo, LogSettings};
 use crate::storage::Record;
 
 mod admin;
+mod compression;
 mod error;
 mod named;
 mod streams;
 
+pub use compression::Compression;
 pub use error::{ClientError, Result};
 pub use named::{DEFAULT_LOG, NamedLog};
 pub use streams::{Acks, Records};
@@ -56,6 +59,16 @@ impl Client {
     pub fn new(channel: Channel) -> Self {
         let inner = LogClient::new(channel).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
         Self { default: NamedLog::new(inner, String::new()) }
+    }
+
+    /// This client asking for `compression` on every call: what it sends is compressed, and
+    /// the server is told it may compress its answers the same way. Handles from
+    /// [`Client::log`] taken afterwards share the setting.
+    pub fn compressed(mut self, compression: Compression) -> Self {
+        let encoding = compression.encoding();
+        let inner = self.default.inner.send_compressed(encoding).accept_compressed(encoding);
+        self.default.inner = inner;
+        self
     }
 
     /// The generated client, for calls this wrapper does not cover.

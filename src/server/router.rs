@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::{Service, http};
 use tonic::service::Routes;
 use tonic_health::pb::health_server::{Health, HealthServer};
@@ -41,7 +42,12 @@ impl Router {
         let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
         let log_service = LogServer::new(LogService::new(registry, config, drain))
             .max_decoding_message_size(decode)
-            .max_encoding_message_size(encode);
+            .max_encoding_message_size(encode)
+            // Compressed only when a client asks: plain clients (grpcurl) see no change.
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd);
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::api::v1::FILE_DESCRIPTOR_SET)
