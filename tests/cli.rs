@@ -23,8 +23,8 @@ use girok::storage::{CommitLog, DiskConfig, DiskLog, LogConfig};
 fn command(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
     command.arg("--addr").arg(url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // Only the tests that mean to name a log by environment do.
-    command.env_remove("GIROK_LOG");
+    // Only the tests that mean to name a log or a compression by environment do.
+    command.env_remove("GIROK_LOG").env_remove("GIROK_COMPRESS");
     command
 }
 
@@ -96,7 +96,7 @@ async fn produce_consume_and_offsets_from_the_command_line() {
         let missing = girok(&url, &["consume", "9"], "").await;
         assert!(!missing.status.success());
         let error = error_text(&missing);
-        assert!(error.contains("offset 9 is out of range [0, 4)"), "{error}");
+        assert!(error.contains("offset 9 is out of range: the log holds [0, 4)"), "{error}");
     })
     .await;
 }
@@ -324,7 +324,10 @@ async fn log_and_girok_log_send_produce_consume_and_offsets_to_that_log_only() {
 
         let past = girok(&url, &["--log", "orders", "consume", "3"], "").await;
         assert!(!past.status.success());
-        assert!(error_text(&past).contains("offset 3 is out of range [0, 3)"), "{past:?}");
+        assert!(
+            error_text(&past).contains("offset 3 is out of range: the log holds [0, 3)"),
+            "{past:?}"
+        );
         let ghost = girok(&url, &["--log", "ghost", "consume", "0"], "").await;
         assert!(!ghost.status.success());
         let error = error_text(&ghost);
@@ -648,4 +651,278 @@ async fn verify_finds_every_log_a_server_wrote() {
     let headers: Vec<&str> = report.lines().filter(|l| l.starts_with("log ")).collect();
     assert_eq!(headers, ["log default", "log orders"], "{report}");
     assert_eq!(report.lines().last(), Some("2 logs, 3 records: OK"), "{report}");
+}
+
+/// Runs `girok` against a [`Served`] server, failing the test with its stderr if it fails.
+async fn girok_ok(url: &str, args: &[&str]) -> String {
+    let output = girok(url, args, "").await;
+    assert!(output.status.success(), "girok {args:?}: {}", error_text(&output));
+    text(&output)
+}
+
+/// Spawns `girok tail` with `args` and answers its first `count` lines, then kills it.
+fn first_lines_of_tail(url: &str, args: &[&str], count: usize) -> Vec<String> {
+    let mut tail = Running(command(url, args).stdin(Stdio::null()).spawn().expect("spawn tail"));
+    let lines = lines_of(&mut tail.0);
+    let wait = || tokio::task::block_in_place(|| lines.recv_timeout(PROCESS_TIMEOUT));
+    (0..count).map(|_| wait().expect("a tailed line within the process timeout")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_with_a_count_prints_that_many_values_and_stops_quietly_at_the_end() {
+    // `consume OFFSET -n COUNT` prints COUNT values from OFFSET, fewer without error when the
+    // log ends first; OFFSET itself past the end is still an error, and a count of 0 is refused.
+    let served = Served::start();
+    let url = served.url();
+    girok_ok(&url, &["produce", "a", "b", "c", "d", "e"]).await;
+    assert_eq!(girok_ok(&url, &["consume", "1", "-n", "2"]).await, "b\nc\n");
+    assert_eq!(girok_ok(&url, &["consume", "3", "--count", "10"]).await, "d\ne\n");
+    assert_eq!(girok_ok(&url, &["consume", "4", "-n", "1"]).await, "e\n");
+    let past = girok(&url, &["consume", "5", "-n", "2"], "").await;
+    assert!(!past.status.success());
+    assert_eq!(error_text(&past), "girok: offset 5 is out of range: the log holds [0, 5)\n");
+    assert!(!girok(&url, &["consume", "0", "-n", "0"], "").await.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_starts_at_the_start_an_offset_n_records_before_the_end_or_the_end() {
+    // `--from start` replays everything, `--from 3` from offset 3, `--from -2` the last two
+    // records, and `--from end` (the default) only what is produced after it starts.
+    let served = Served::start();
+    let url = served.url();
+    girok_ok(&url, &["produce", "a", "b", "c", "d", "e"]).await;
+    let tail = |args: &[&str], count| first_lines_of_tail(&url, args, count);
+    assert_eq!(tail(&["tail", "--from", "start"], 5), ["0\ta", "1\tb", "2\tc", "3\td", "4\te"]);
+    assert_eq!(tail(&["tail", "--from", "3"], 2), ["3\td", "4\te"]);
+    assert_eq!(tail(&["tail", "--from", "-2"], 2), ["3\td", "4\te"]);
+    assert_eq!(tail(&["tail", "--from=-9"], 1), ["0\ta"]);
+
+    for args in [&["tail"][..], &["tail", "--from", "end"]] {
+        let mut running =
+            Running(command(&url, args).stdin(Stdio::null()).spawn().expect("spawn tail"));
+        let lines = lines_of(&mut running.0);
+        // The tail has read the end once its stream is open; a produce before that would be
+        // replayed. Produce until the tail prints something, then check it is new.
+        let mut client = served.client().await;
+        let mut first = None;
+        for _ in 0..100 {
+            client.produce("new").await.expect("produce");
+            let wait = Duration::from_millis(200);
+            first = tokio::task::block_in_place(|| lines.recv_timeout(wait).ok());
+            if first.is_some() {
+                break;
+            }
+        }
+        let first = first.expect("the tail printed a record produced after it started");
+        assert!(first.ends_with("\tnew"), "{args:?} replayed {first:?}");
+    }
+    assert!(!girok(&url, &["tail", "--from", "soon"], "").await.status.success());
+}
+
+/// The keys of a JSON object line, sorted.
+fn keys(line: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> =
+        line.as_object().expect("an object").keys().map(|k| k.as_str()).collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// Every line of `output` parsed as JSON.
+fn json_lines(output: &str) -> Vec<serde_json::Value> {
+    output.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_carry_exactly_the_documented_fields_and_binary_values_as_base64() {
+    // consume, tail, offsets and logs list print one JSON object per line with exactly the
+    // documented keys; a UTF-8 value is text, any other value base64; a log setting never given
+    // is absent.
+    let served = Served::start();
+    let url = served.url();
+    let client = served.client().await;
+    let mut orders = client.log("orders");
+    orders.produce("héllo").await.unwrap();
+    orders.produce(&b"\xff\x00\xfe"[..]).await.unwrap();
+    let record_keys = ["encoding", "log", "offset", "timestamp_ms", "value"];
+
+    let consumed = json_lines(
+        &girok_ok(&url, &["--log", "orders", "consume", "0", "-n", "2", "--json"]).await,
+    );
+    assert_eq!(consumed.len(), 2);
+    for (offset, line) in (0..).zip(&consumed) {
+        assert_eq!(keys(line), record_keys);
+        assert_eq!(line["log"], "orders");
+        assert_eq!(line["offset"], offset);
+        assert!(line["timestamp_ms"].as_u64().expect("a number") > 1_600_000_000_000);
+    }
+    assert_eq!(
+        (&consumed[0]["value"], &consumed[0]["encoding"]),
+        (&"héllo".into(), &"utf8".into())
+    );
+    assert_eq!(
+        (&consumed[1]["value"], &consumed[1]["encoding"]),
+        (&"/wD+".into(), &"base64".into())
+    );
+
+    let tailed =
+        first_lines_of_tail(&url, &["--log", "orders", "tail", "--from", "start", "--json"], 2);
+    let tailed: Vec<serde_json::Value> =
+        tailed.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(tailed, consumed);
+
+    let offsets = json_lines(&girok_ok(&url, &["--log", "orders", "offsets", "--json"]).await);
+    assert_eq!(
+        offsets,
+        [serde_json::json!({"log": "orders", "lowest_offset": 0, "next_offset": 2})]
+    );
+
+    girok_ok(&url, &["logs", "create", "capped", "--retention-bytes", "1MiB"]).await;
+    let listed = json_lines(&girok_ok(&url, &["logs", "list", "--json"]).await);
+    let names: Vec<&str> = listed.iter().map(|l| l["log"].as_str().unwrap()).collect();
+    assert_eq!(names, ["capped", "default", "orders"]);
+    let plain = ["log", "lowest_offset", "next_offset", "size_bytes"];
+    assert_eq!(
+        keys(&listed[0]),
+        ["log", "lowest_offset", "next_offset", "retention_bytes", "size_bytes"]
+    );
+    assert_eq!(listed[0]["retention_bytes"], 1024 * 1024);
+    assert_eq!(keys(&listed[2]), plain);
+    assert_eq!((&listed[2]["lowest_offset"], &listed[2]["next_offset"]), (&0.into(), &2.into()));
+    assert!(listed[2]["size_bytes"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_from_a_file_sends_each_line_or_delimited_record_and_prints_a_summary() {
+    // `--file` sends one record per line (`\r\n` too), or per `--delimiter` byte, and prints
+    // the count and the offsets; an empty file produces nothing, and a missing one fails naming
+    // it.
+    let served = Served::start();
+    let url = served.url();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let lines = write("lines", b"one\r\ntwo\n\nfour\n");
+    let commas = write("commas", b"x,y\nz,");
+    let nuls = write("nuls", b"p\0q");
+    let empty = write("empty", b"");
+
+    assert_eq!(
+        girok_ok(&url, &["produce", "--file", &lines]).await,
+        "produced 4 records, offsets [0, 4)\n"
+    );
+    assert_eq!(
+        girok_ok(&url, &["produce", "-f", &commas, "--delimiter", ","]).await,
+        "produced 2 records, offsets [4, 6)\n"
+    );
+    assert_eq!(
+        girok_ok(&url, &["produce", "-f", &nuls, "-d", "\\0"]).await,
+        "produced 2 records, offsets [6, 8)\n"
+    );
+    assert_eq!(girok_ok(&url, &["produce", "--file", &empty]).await, "produced 0 records\n");
+    assert_eq!(
+        girok_ok(&url, &["consume", "0", "-n", "8"]).await,
+        "one\ntwo\n\nfour\nx\ny\nz\np\nq\n"
+    );
+
+    let missing = girok(&url, &["produce", "--file", "/nonexistent/girok-input"], "").await;
+    assert!(!missing.status.success());
+    assert!(error_text(&missing).contains("/nonexistent/girok-input"), "{}", error_text(&missing));
+    assert!(!girok(&url, &["produce", "-d", "ab"], "").await.status.success());
+    assert!(!girok(&url, &["produce", "v", "--file", &lines], "").await.status.success());
+}
+
+#[test]
+fn completions_are_non_empty_scripts_for_bash_zsh_and_fish() {
+    // `girok completions SHELL` needs no server and prints a script naming girok's commands;
+    // each shell found on this machine parses its script without running it.
+    for shell in ["bash", "zsh", "fish"] {
+        let output =
+            run(command("http://127.0.0.1:1", &["completions", shell]), Input::Bytes(vec![]));
+        assert!(output.status.success(), "{shell}: {}", error_text(&output));
+        let script = text(&output);
+        assert!(script.contains("girok") && script.contains("consume"), "{shell}: {script}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("girok-completion");
+        std::fs::write(&path, &script).unwrap();
+        match Command::new(shell).arg("-n").arg(&path).output() {
+            Ok(check) => assert!(check.status.success(), "{shell} -n: {}", error_text(&check)),
+            // This shell is not installed: its script is checked only for being non-empty.
+            Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{shell}: {err}"),
+        }
+    }
+    assert!(
+        !run(command("http://127.0.0.1:1", &["completions", "cmd"]), Input::Bytes(vec![]))
+            .status
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_one_line_with_the_servers_details_decoded() {
+    // A failed call prints one line on stderr, `girok: ` first, with what the server's details
+    // say (the range held, the missing log, a RESOURCE_EXHAUSTED reason and its metadata), and
+    // exits 1.
+    let data = tempfile::tempdir().unwrap();
+    let server = common::binary::spawn_server(data.path(), &[("GIROK_MAX_LOGS", "2")]);
+    let url = server.url();
+    let fails = |output: &Output| {
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        let error = error_text(output);
+        assert_eq!(error.lines().count(), 1, "{error}");
+        error
+    };
+    girok_ok(&url, &["produce", "a", "b", "c"]).await;
+    let past = fails(&girok(&url, &["consume", "7"], "").await);
+    assert_eq!(past, "girok: offset 7 is out of range: the log holds [0, 3)\n");
+    let ghost = fails(&girok(&url, &["--log", "x", "offsets"], "").await);
+    assert_eq!(ghost, "girok: log \"x\" does not exist\n");
+
+    girok_ok(&url, &["logs", "create", "second"]).await;
+    let full = fails(&girok(&url, &["logs", "create", "third"], "").await);
+    assert!(full.starts_with("girok: "), "{full}");
+    assert!(full.contains("(RESOURCE_EXHAUSTED LOG_LIMIT, limit=2)"), "{full}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compress_and_girok_compress_round_trip_through_the_server() {
+    // `--compress zstd` and `GIROK_COMPRESS=gzip` produce and read back the same records as a
+    // plain client sees them; an unknown algorithm is refused before anything is sent.
+    let served = Served::start();
+    let url = served.url();
+    assert_eq!(girok_ok(&url, &["--compress", "zstd", "produce", "a", "b"]).await, "0\n1\n");
+    let by_env = girok_in(&[("GIROK_COMPRESS", "gzip")], &url, &["produce"], "c\n").await;
+    assert_eq!(text(&by_env), "2\n", "{}", error_text(&by_env));
+    let read =
+        girok_in(&[("GIROK_COMPRESS", "gzip")], &url, &["consume", "0", "-n", "3"], "").await;
+    assert_eq!(text(&read), "a\nb\nc\n", "{}", error_text(&read));
+    assert_eq!(
+        girok_ok(&url, &["consume", "0", "-n", "3", "--compress", "zstd"]).await,
+        "a\nb\nc\n"
+    );
+    assert_eq!(girok_ok(&url, &["consume", "0", "-n", "3"]).await, "a\nb\nc\n");
+    assert!(!girok(&url, &["--compress", "lz4", "offsets"], "").await.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_a_tail_quietly() {
+    // `girok tail | head -1`: once stdout's reader is gone, the next record ends the tail with
+    // success and nothing on stderr, not with a panic.
+    let served = Served::start();
+    let url = served.url();
+    girok_ok(&url, &["produce", "a"]).await;
+    let mut tail =
+        command(&url, &["tail", "--from", "start"]).stdin(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(tail.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    tokio::task::block_in_place(|| stdout.read_line(&mut first)).expect("read a line");
+    assert_eq!(first, "0\ta\n");
+    drop(stdout);
+    girok_ok(&url, &["produce", "b"]).await;
+    let output = tokio::task::block_in_place(|| wait_with_timeout(tail, PROCESS_TIMEOUT));
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(error_text(&output), "");
 }

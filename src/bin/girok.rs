@@ -1,26 +1,42 @@
 //! The girok command-line client: produce, consume, tail and offsets against a running server,
 //! on the log `--log` names (`default` unless told); `logs` to list, create, update and delete
-//! logs; and `verify`, an offline check of a data directory. Values are written to stdout one per
-//! line (as UTF-8, invalid bytes replaced); lines read from stdin are records of raw bytes.
+//! logs; `verify`, an offline check of a data directory; and `completions`, a shell's completion
+//! script. Values are written to stdout one per line (as UTF-8, invalid bytes replaced), or with
+//! `--json` as JSON lines (see `json`); input lines are records of raw bytes (see `produce`).
 //!
-//! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin) is
-//! bounded only until it opens: after that it may idle or flow for as long as it likes.
+//! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin or a
+//! file, `consume -n`) is bounded only until it opens: after that it may idle or flow for as
+//! long as it likes. `--compress gzip|zstd` asks the server to compress both directions.
+//!
+//! A failure prints one line, `girok: ` and what went wrong (see `errors`), and exits 1; a
+//! closed stdout (`girok tail | head`) ends a command quietly (see `out`).
 
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use girok::client::{Client, ClientError, DEFAULT_LOG};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use girok::client::{Client, ClientError, Compression, DEFAULT_LOG};
 use tonic::transport::Endpoint;
 
+use crate::produce::Input;
+use crate::read::{Format, TailFrom};
 use crate::table::Units;
 
 // The binary's root sits in src/bin/, so its modules are found by path.
+#[path = "girok/errors.rs"]
+mod errors;
+#[path = "girok/json.rs"]
+mod json;
 #[path = "girok/logs.rs"]
 mod logs;
-#[path = "girok/stdin.rs"]
-mod stdin;
+#[path = "girok/out.rs"]
+mod out;
+#[path = "girok/produce.rs"]
+mod produce;
+#[path = "girok/read.rs"]
+mod read;
 #[path = "girok/table.rs"]
 mod table;
 #[path = "girok/verify.rs"]
@@ -40,31 +56,74 @@ struct Args {
     /// The log that produce, consume, tail and offsets use; the others ignore it.
     #[arg(long, env = "GIROK_LOG", default_value = DEFAULT_LOG, global = true)]
     log: String,
+    /// Compress every call's messages both ways with gzip or zstd; off unless given.
+    #[arg(long, env = "GIROK_COMPRESS", value_name = "ALGORITHM", global = true)]
+    compress: Option<CompressArg>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `--compress`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CompressArg {
+    Gzip,
+    Zstd,
+}
+
+impl From<CompressArg> for Compression {
+    fn from(arg: CompressArg) -> Self {
+        match arg {
+            CompressArg::Gzip => Compression::Gzip,
+            CompressArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Appends each VALUE as a record (or, with none, each line of stdin, streamed) and prints
-    /// the offsets.
+    /// Appends each VALUE as a record and prints each offset; with no VALUE, streams the records
+    /// of stdin (printing each offset) or of --file (printing a summary).
     Produce {
-        /// Record values; when absent, stdin is read line by line.
+        /// Record values; when absent, stdin (or --file) is read.
+        #[arg(conflicts_with = "file")]
         values: Vec<String>,
+        /// Read the records from PATH, with a progress bar on a terminal, and print
+        /// `produced N records, offsets [FIRST, NEXT)` at the end.
+        #[arg(long, short = 'f', value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The byte that ends each record of stdin or --file: one ASCII character, or \n, \t or
+        /// \0. With the default (a newline) a `\r` before it is dropped too.
+        #[arg(long, short = 'd', value_name = "BYTE", default_value = "\\n", value_parser = produce::parse_delimiter, conflicts_with = "values")]
+        delimiter: u8,
     },
-    /// Prints the record at OFFSET.
+    /// Prints the value at OFFSET, or with -n up to COUNT values from OFFSET (fewer if the log
+    /// ends first; OFFSET itself must exist).
     Consume {
-        /// The offset to read.
+        /// The first offset to read.
         offset: u64,
-    },
-    /// Prints records as they are committed, until interrupted.
-    Tail {
-        /// Where to start; the current end of the log when absent.
+        /// How many records to print at most.
+        #[arg(short = 'n', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Print each record as a JSON object: log, offset, timestamp_ms, value, encoding.
         #[arg(long)]
-        from: Option<u64>,
+        json: bool,
+    },
+    /// Prints records as they are committed, as `OFFSET<TAB>VALUE`, until interrupted.
+    Tail {
+        /// Where to start: `start`, `end` (records committed from now on), an offset N, or -N
+        /// (N records before the end).
+        #[arg(long, value_name = "WHERE", default_value = "end", allow_hyphen_values = true)]
+        from: TailFrom,
+        /// Print each record as a JSON object: log, offset, timestamp_ms, value, encoding.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints the committed range `lowest next`.
-    Offsets,
+    Offsets {
+        /// Print `{"log", "lowest_offset", "next_offset"}` instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists, creates, updates and deletes logs. Sizes take units (64MiB, 10GB) or a plain byte
     /// count; ages take units (7d, 12h, 90m).
     Logs {
@@ -82,28 +141,36 @@ enum Command {
         #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
         data_dir: std::path::PathBuf,
     },
+    /// Prints the completion script for SHELL (bash, zsh, fish, elvish or powershell), e.g.
+    /// `girok completions bash > ~/.local/share/bash-completion/completions/girok`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Command::Verify { data_dir } = &args.command {
-        return verify::run(data_dir);
+    match &args.command {
+        Command::Verify { data_dir } => return verify::run(data_dir),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Args::command(), "girok", &mut script);
+            return exit(out::bytes(&script));
+        }
+        _ => {}
     }
-    match run(args).await {
+    exit(run(args).await)
+}
+
+/// The exit code of a command that ended with `outcome`, its error printed.
+fn exit(outcome: Result<(), CliError>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if out::is_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut message = format!("girok: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                // Some errors repeat their source in their own text.
-                let cause_text = cause.to_string();
-                if !message.ends_with(&cause_text) {
-                    message = format!("{message}: {cause_text}");
-                }
-                source = cause.source();
-            }
-            eprintln!("{message}");
+            eprintln!("girok: {}", errors::describe(&err));
             ExitCode::FAILURE
         }
     }
@@ -124,11 +191,14 @@ enum CliError {
     /// `--timeout` passed while connecting or waiting for an answer.
     #[error("timed out after {} {doing} {addr}", humantime::format_duration(*after))]
     Timeout { addr: String, after: Duration, doing: &'static str },
-    /// Stdin could not be read; the lines before were sent, and their acks printed.
-    #[error("reading stdin after {lines} lines")]
-    Stdin { lines: u64, source: io::Error },
-    /// The server ended a produce stream with OK before acking every line sent.
-    #[error("the server ended the stream after {acked} acks, before all of stdin was appended")]
+    /// Stdin or the --file could not be read; the records before were sent.
+    #[error("reading {what} after {records} records")]
+    Input { what: String, records: u64, source: io::Error },
+    /// Stdout could not be written (a closed pipe ends the command quietly; see `out`).
+    #[error("writing to stdout")]
+    Stdout(#[source] io::Error),
+    /// The server ended a produce stream with OK before acking every record sent.
+    #[error("the server ended the stream after {acked} acks, before all the input was appended")]
     Incomplete { acked: u64 },
     /// `logs delete default`: the server keeps the log requests without a name go to.
     #[error("the log \"default\" cannot be deleted: it is where requests naming no log go")]
@@ -177,43 +247,44 @@ impl Deadline {
 async fn run(args: Args) -> Result<(), CliError> {
     let deadline = Deadline { addr: args.addr, limit: args.timeout };
     let mut client = deadline.connect().await?;
+    if let Some(compress) = args.compress {
+        client = client.compressed(compress.into());
+    }
     let mut log = client.log(args.log);
+    let format = |json| if json { Format::Json } else { Format::Value };
     match args.command {
-        Command::Produce { values } if values.is_empty() => {
-            stdin::produce_stdin(&mut log, &deadline).await
+        Command::Produce { values, file, delimiter } if values.is_empty() => {
+            let input = file.map_or(Input::Stdin, Input::File);
+            produce::produce(&mut log, &deadline, input, delimiter).await
         }
-        Command::Produce { values } => {
+        Command::Produce { values, .. } => {
             for value in values {
-                println!("{}", deadline.call(log.produce(value)).await?);
+                out::line(deadline.call(log.produce(value)).await?)?;
             }
             Ok(())
         }
-        Command::Consume { offset } => {
-            let record = deadline.call(log.consume(offset)).await?;
-            println!("{}", String::from_utf8_lossy(&record.value));
-            Ok(())
+        Command::Consume { offset, count, json } => {
+            read::consume(&mut log, &deadline, offset, count, format(json)).await
         }
-        Command::Tail { from } => {
-            let from = match from {
-                Some(offset) => offset,
-                None => deadline.call(log.offsets()).await?.end,
-            };
-            let mut records = deadline.call(log.consume_stream(from)).await?;
-            while let Some(record) = records.next().await? {
-                println!("{}\t{}", record.offset, String::from_utf8_lossy(&record.value));
-            }
-            Ok(())
+        Command::Tail { from, json } => {
+            let format = if json { Format::Json } else { Format::OffsetAndValue };
+            read::tail(&mut log, &deadline, from, format).await
         }
-        Command::Offsets => {
+        Command::Offsets { json } => {
             let range = deadline.call(log.offsets()).await?;
-            println!("{} {}", range.start, range.end);
-            Ok(())
+            if json {
+                out::line(json::offsets(log.name(), &range))
+            } else {
+                out::line(format_args!("{} {}", range.start, range.end))
+            }
         }
         Command::Logs { bytes, command } => {
             let units = if bytes { Units::Exact } else { Units::Human };
             logs::run(&mut client, &deadline, command, units).await
         }
-        Command::Verify { .. } => unreachable!("handled before connecting"),
+        Command::Verify { .. } | Command::Completions { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
 }
 

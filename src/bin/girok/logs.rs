@@ -1,9 +1,9 @@
 //! `girok logs`: list, create, update and delete the named logs of a server.
 //!
-//! `list` prints every log as a table (see `table`); `create` and `update` print the log as the
-//! server holds it afterwards, in the same table; `delete` prints nothing. `--bytes` makes every
-//! number in the table exact. A server from before named logs answers these calls
-//! `UNIMPLEMENTED`, which is reported as such.
+//! `list` prints every log as a table (see `table`), or with `--json` as JSON lines (see
+//! `json`); `create` and `update` print the log as the server holds it afterwards, in the same
+//! table; `delete` prints nothing. `--bytes` makes every number in the table exact. A server
+//! from before named logs answers these calls `UNIMPLEMENTED`, which is reported as such.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::table::{self, Units};
-use crate::{CliError, Deadline};
+use crate::{CliError, Deadline, json, out};
 
 /// A `girok logs` subcommand.
 #[derive(Debug, Subcommand)]
@@ -23,7 +23,13 @@ pub(crate) enum LogsCommand {
     /// Prints every log, sorted by name: NAME LOWEST NEXT SIZE RETENTION-BYTES RETENTION-AGE
     /// SEGMENT-BYTES, after a header line. A setting never given prints as `-` (the server's
     /// default applies).
-    List,
+    List {
+        /// One JSON object per log instead of the table: `log`, `lowest_offset`, `next_offset`,
+        /// `size_bytes`, and each of `retention_bytes`, `retention_ms`, `segment_bytes` that was
+        /// given.
+        #[arg(long)]
+        json: bool,
+    },
     /// Creates the log NAME; settings not given follow the server's defaults.
     Create {
         /// The log's name: 1-200 characters of A-Z a-z 0-9 . _ -
@@ -78,9 +84,10 @@ pub(crate) async fn run(
     command: LogsCommand,
     units: Units,
 ) -> Result<(), CliError> {
+    let as_json = matches!(command, LogsCommand::List { json: true });
     // The logs to print, if the command prints any.
     let outcome = match command {
-        LogsCommand::List => deadline.call(client.list_logs()).await.map(Some),
+        LogsCommand::List { .. } => deadline.call(client.list_logs()).await.map(Some),
         LogsCommand::Create { name, settings } => {
             let created = deadline.call(client.create_log(name, settings.into())).await;
             created.map(|log| Some(vec![log]))
@@ -92,12 +99,9 @@ pub(crate) async fn run(
         LogsCommand::Delete { name } => deadline.call(client.delete_log(name)).await.map(|()| None),
     };
     match outcome {
-        Ok(logs) => {
-            if let Some(logs) = logs {
-                print!("{}", table::render(&logs, units));
-            }
-            Ok(())
-        }
+        Ok(Some(logs)) if as_json => logs.iter().try_for_each(|log| out::line(json::log_info(log))),
+        Ok(Some(logs)) => out::bytes(table::render(&logs, units).as_bytes()),
+        Ok(None) => Ok(()),
         Err(CliError::Client(err)) if is_default_log(&err) => Err(CliError::DefaultLog),
         Err(CliError::Client(err)) if err.code() == Some(Code::Unimplemented) => {
             Err(CliError::NoNamedLogs { addr: deadline.addr.clone() })
