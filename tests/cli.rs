@@ -177,10 +177,14 @@ fn every_command_gives_up_on_a_server_that_never_answers() {
     // Against a TCP listener that never speaks HTTP/2, each command that talks to the server
     // exits non-zero soon after `--timeout 1s`, with a message naming the address.
     let (_listener, url) = silent_listener();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 13] = [
         &["produce", "a"],
         &["produce"],
+        &["produce", "--file", "/dev/null"],
         &["consume", "0"],
+        &["consume", "0", "-n", "3", "--json"],
+        &["--compress", "zstd", "offsets"],
+        &["tail", "--from", "-3"],
         &["offsets"],
         &["tail"],
         &["tail", "--from", "0"],
@@ -826,6 +830,9 @@ async fn produce_from_a_file_sends_each_line_or_delimited_record_and_prints_a_su
         girok_ok(&url, &["consume", "0", "-n", "8"]).await,
         "one\ntwo\n\nfour\nx\ny\nz\np\nq\n"
     );
+    // Stderr is not a terminal here: no progress bar, nothing at all.
+    let quiet = girok(&url, &["produce", "--file", &lines], "").await;
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{quiet:?}");
 
     let missing = girok(&url, &["produce", "--file", "/nonexistent/girok-input"], "").await;
     assert!(!missing.status.success());
