@@ -81,3 +81,46 @@ fn code_name(code: Code) -> &'static str {
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use girok::client::ClientError;
+    use tonic::{Code, Status};
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::describe;
+    use crate::CliError;
+
+    fn status(code: Code, message: &str, details: ErrorDetails) -> CliError {
+        CliError::Client(ClientError::from(Status::with_error_details(code, message, details)))
+    }
+
+    #[test]
+    fn a_status_reads_as_its_message_then_its_code_reason_and_metadata() {
+        // The reason a RESOURCE_EXHAUSTED carries is named, metadata sorted by key, and a
+        // message spread over lines is folded into one.
+        let info = ErrorDetails::with_error_info(
+            "DISK_LOW",
+            "girok",
+            [("min_free_bytes".to_string(), "268435456".to_string()), ("log".into(), "a".into())],
+        );
+        let err = status(Code::ResourceExhausted, "the disk is\nalmost full", info);
+        assert_eq!(
+            describe(&err),
+            "the disk is almost full (RESOURCE_EXHAUSTED DISK_LOW, log=a, min_free_bytes=268435456)"
+        );
+        let bare = status(Code::Unavailable, "shutting down", ErrorDetails::new());
+        assert_eq!(describe(&bare), "shutting down (UNAVAILABLE)");
+    }
+
+    #[test]
+    fn an_offset_out_of_range_names_the_range_the_log_holds() {
+        // The range is what a reader acts on, so it comes first in words.
+        let err = CliError::Client(ClientError::OffsetOutOfRange {
+            offset: 7,
+            lowest_offset: 0,
+            next_offset: 3,
+        });
+        assert_eq!(describe(&err), "offset 7 is out of range: the log holds [0, 3)");
+    }
+}
