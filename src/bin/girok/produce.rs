@@ -81,19 +81,24 @@ pub(crate) async fn produce(
         let _ = report.send(sent);
     });
     let values = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut acks = deadline.call(log.produce_stream(values)).await?;
-    let mut acked = 0;
-    let mut first = None;
-    let mut next = 0;
-    while let Some(offset) = acks.next().await? {
-        if let Input::Stdin = input {
-            out::line(offset)?;
+    let print_each = matches!(input, Input::Stdin);
+    let (mut acked, mut first, mut next) = (0, None, 0);
+    let streamed = async {
+        let mut acks = deadline.call(log.produce_stream(values)).await?;
+        while let Some(offset) = acks.next().await? {
+            if print_each {
+                out::line(offset)?;
+            }
+            first.get_or_insert(offset);
+            next = offset + 1;
+            acked += 1;
         }
-        first.get_or_insert(offset);
-        next = offset + 1;
-        acked += 1;
+        Ok::<_, CliError>(())
     }
+    .await;
+    // Cleared before anything else is printed, the error included.
     progress.finish_and_clear();
+    streamed?;
     let sent = match outcome.try_recv() {
         Ok(sent) => sent?,
         // The stream ended with OK while the input was still being read: the rest was never sent.
