@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use super::sealed::SealedFiles;
 use super::syncer::{IntervalSync, Syncer};
-use crate::storage::Result;
+use crate::storage::{NoEvents, Result, StorageEvents};
 
 /// What the disk logs of one server share: one bounded cache of sealed segments' open files and
 /// at most one interval-sync thread. Cloning is cheap and shares the group.
@@ -34,6 +34,8 @@ pub struct DiskGroup {
 }
 
 struct Inner {
+    /// Told of every member's syncs and appended batches.
+    events: Arc<dyn StorageEvents>,
     /// The open files of every member's sealed segments, bounded across the group.
     sealed: Arc<SealedFiles>,
     /// The most sealed segments open at once, across the group.
@@ -51,8 +53,14 @@ impl DiskGroup {
     /// A group whose logs keep at most `max_open_segments` sealed segments open between them
     /// (at least one).
     pub fn new(max_open_segments: usize) -> Self {
+        Self::with_events(max_open_segments, Arc::new(NoEvents))
+    }
+
+    /// [`new`](Self::new), whose logs report their syncs and appended batches to `events`.
+    pub fn with_events(max_open_segments: usize, events: Arc<dyn StorageEvents>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                events,
                 sealed: Arc::new(SealedFiles::new(max_open_segments)),
                 max_open_segments: max_open_segments.max(1),
                 next_id: AtomicU64::new(0),
@@ -69,6 +77,10 @@ impl DiskGroup {
     }
 
     /// A new member's id.
+    pub(super) fn events(&self) -> &Arc<dyn StorageEvents> {
+        &self.inner.events
+    }
+
     pub(super) fn member_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
