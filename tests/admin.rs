@@ -12,10 +12,16 @@ use tonic_health::pb::health_client::HealthClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn healthz_and_readyz_answer_200_while_serving_and_other_paths_404() {
-    // Once the gRPC server prints its address, the process is healthy and ready; unknown paths
+    // Once the gRPC server prints its address, the process is healthy and soon ready; unknown paths
     // and methods other than GET are not found.
     let admin = Admin::start(&[]);
     assert_eq!(admin.get("/healthz"), (200, "ok\n".to_string()));
+    // `listening on` is printed just before the server starts serving: readiness follows.
+    let started = Instant::now();
+    while admin.get("/readyz").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(admin.get("/readyz"), (200, "ready\n".to_string()));
     assert_eq!(admin.get("/nope").0, 404);
     assert_eq!(admin.get("/metrics/extra").0, 404);
@@ -174,4 +180,32 @@ async fn open_streams_are_gauged_by_kind_while_they_last() {
         assert!(started.elapsed() < Duration::from_secs(10), "the stream still counts");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_the_server_has_not_started() {
+    // An admin listener whose server is still starting (its logs opening) answers /readyz with
+    // 503 and /metrics without per-log series, while /healthz says the process is up.
+    use girok::admin::{self, Admin as Endpoints};
+    use girok::server::{Metrics, Readiness};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let endpoints = Endpoints::new(Metrics::default(), Readiness::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(admin::serve(listener, endpoints, async {
+        let _ = stopped.await;
+    }));
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || common::admin::http_get(&addr, path))
+    };
+    assert_eq!(get("/readyz").await.unwrap(), (503, "starting\n".to_string()));
+    assert_eq!(get("/healthz").await.unwrap().0, 200);
+    let (status, metrics) = get("/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("girok_fsync_seconds_count 0"), "{metrics}");
+    assert!(!metrics.contains("girok_log_end_offset"), "{metrics}");
+    drop(stop);
+    served.await.unwrap();
 }
