@@ -31,6 +31,8 @@
 //!   memory and [`storage::DiskLog`] on disk.
 //!   - `storage::config`: [`storage::LogConfig`], the record rules every log keeps.
 //!   - `storage::locks`: the one lock-poisoning policy (a poisoned lock turns a log read-only).
+//!   - `storage::events`: [`storage::StorageEvents`], how storage reports syncs and appended
+//!     batches to its embedder (the server's metrics) without importing a metrics crate.
 //!   - `storage::disk`: the segmented on-disk log, one idea per file: `config` (segment sizes,
 //!     [`storage::FsyncPolicy`]), `group` ([`storage::DiskGroup`]: the sealed-file cache and the
 //!     syncer the logs of one server share), `commit` (the commit point and group commit),
