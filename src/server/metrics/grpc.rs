@@ -232,7 +232,12 @@ impl RpcCall {
 
     /// The request body, counting the messages received.
     pub(crate) fn request_body<B>(&self, body: B) -> Counted<B, Counter> {
-        Counted { inner: body, messages: Messages::default(), on: self.received.clone() }
+        Counted {
+            inner: body,
+            messages: Messages::default(),
+            on: self.received.clone(),
+            span: self.span.clone(),
+        }
     }
 
     /// The response, whose body finishes this call when it ends or is dropped.
@@ -242,8 +247,10 @@ impl RpcCall {
     ) -> http::Response<tonic::body::Body> {
         // A trailers-only response (an error before any message) carries its status here.
         self.note_status(response.headers());
+        let span = self.span.clone();
         response.map(|body| {
-            tonic::body::Body::new(Counted { inner: body, messages: Messages::default(), on: self })
+            let messages = Messages::default();
+            tonic::body::Body::new(Counted { inner: body, messages, on: self, span })
         })
     }
 
@@ -353,11 +360,13 @@ impl Messages {
     }
 }
 
-/// A body passed through unchanged, its messages and end reported to `on`.
+/// A body passed through unchanged, its messages and end reported to `on`. It is polled inside
+/// the call's span, so what a stream logs as it runs carries the call's fields.
 pub(crate) struct Counted<B, O> {
     inner: B,
     messages: Messages,
     on: O,
+    span: tracing::Span,
 }
 
 impl<B, O> Body for Counted<B, O>
@@ -373,6 +382,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
+        let _in_span = this.span.enter();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
