@@ -5,9 +5,9 @@ VENV := .venv
 GRPCURL := $(VENV)/bin/grpcurl
 
 # Runs the server on the default data directory (./data, created on first start), listening on
-# 127.0.0.1:8400.
+# 127.0.0.1:8400, with the admin listener (/metrics, /healthz, /readyz) on 127.0.0.1:9400.
 run:
-	cargo run --release --bin girok-server
+	cargo run --release --bin girok-server -- --admin-addr 127.0.0.1:9400
 
 # Runs every test. grpcurl (for the end-to-end CLI test) is installed into a project-local venv.
 test: tools

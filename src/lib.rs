@@ -31,6 +31,8 @@
 //!   memory and [`storage::DiskLog`] on disk.
 //!   - `storage::config`: [`storage::LogConfig`], the record rules every log keeps.
 //!   - `storage::locks`: the one lock-poisoning policy (a poisoned lock turns a log read-only).
+//!   - `storage::events`: [`storage::StorageEvents`], how storage reports syncs and appended
+//!     batches to its embedder (the server's metrics) without importing a metrics crate.
 //!   - `storage::disk`: the segmented on-disk log, one idea per file: `config` (segment sizes,
 //!     [`storage::FsyncPolicy`]), `group` ([`storage::DiskGroup`]: the sealed-file cache and the
 //!     syncer the logs of one server share), `commit` (the commit point and group commit),
@@ -53,6 +55,9 @@
 //!   together, `rpc` holds the RPCs (`admin` those of named logs), `handle` is the one async door
 //!   to the registry and storage, `wire` converts messages, `status` maps errors,
 //!   `drain` signals shutdown, and [`server::ServerConfig`] holds every limit.
+//!   `metrics` ([`server::Metrics`]: the Prometheus series, the storage event listener) and
+//!   `ready` ([`server::Readiness`]: starting, serving, draining) are what the admin listener reads.
+//! - [`admin`]: the admin HTTP listener: `/metrics`, `/healthz`, `/readyz`.
 //! - [`client`]: a small typed client over the generated one, decoding error details.
 //! - [`units`]: sizes (`128MiB`) and durations (`100ms`, `7d`) for flags and environment.
 //! - `src/bin/girok-server.rs`: the server binary (flags → [`server::run`]).
@@ -67,6 +72,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
 pub mod api;
 pub mod client;
 pub mod logs;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use girok::admin::Admin;
 use girok::logs::{Logs, LogsConfig};
-use girok::server::{self, ServerConfig};
+use girok::server::{self, Metrics, Readiness, ServerConfig};
 use girok::storage::{DiskConfig, FsyncPolicy, LogConfig};
 use girok::units::{parse_duration, parse_size};
 use tokio::net::{TcpListener, TcpSocket};
@@ -71,6 +72,15 @@ struct Args {
     /// How long in-flight calls get to finish on shutdown; a plain number is seconds.
     #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_seconds)]
     shutdown_grace: Duration,
+    /// Address of the admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); off unless given.
+    /// Port 0 picks a free port; the bound address is printed on stdout as
+    /// `admin listening on ADDR`.
+    #[arg(long, env = "GIROK_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
+    /// How many logs (the busiest) get series of their own in `/metrics`; the others are summed
+    /// under `log="_other"`.
+    #[arg(long, env = "GIROK_METRICS_MAX_LOGS", default_value_t = 100)]
+    metrics_max_logs: usize,
     /// Log line format on stderr. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "GIROK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -122,15 +132,21 @@ impl Args {
         }
     }
 
-    fn logs_config(&self) -> LogsConfig {
-        LogsConfig { auto_create: self.auto_create_logs, max_logs: self.max_logs }
+    fn logs_config(&self, metrics: &Metrics) -> LogsConfig {
+        LogsConfig {
+            auto_create: self.auto_create_logs,
+            max_logs: self.max_logs,
+            events: metrics.storage_events(),
+        }
     }
 
-    fn server_config(&self) -> ServerConfig {
+    fn server_config(&self, metrics: &Metrics, readiness: &Readiness) -> ServerConfig {
         ServerConfig {
             shutdown_grace: self.shutdown_grace,
             max_buffered_bytes: self.max_buffered_bytes,
             max_connections: self.max_connections,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
             ..ServerConfig::default()
         }
     }
@@ -269,16 +285,35 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal().map_err(|err| format!("cannot listen for signals: {err}"))?;
     let nofile = raise_descriptor_limit();
+    let (metrics, readiness) = (Metrics::new(args.metrics_max_logs), Readiness::default());
+    let admin = Admin::new(metrics.clone(), readiness.clone());
+    // Up before the logs open, so /readyz can say the server is starting.
+    let (stop_admin, admin_task) = match args.admin_addr {
+        Some(addr) => {
+            let listener =
+                bind(addr).map_err(|err| format!("cannot listen on {addr} (admin): {err}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(addr = %local, "serving /metrics, /healthz, /readyz");
+            println!("admin listening on {local}");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(girok::admin::serve(listener, admin.clone(), async {
+                let _ = stopped.await;
+            }));
+            (Some(stop), Some(task))
+        }
+        None => (None, None),
+    };
     let (data_dir, disk, logs_config) =
-        (args.data_dir.clone(), args.disk_config(), args.logs_config());
+        (args.data_dir.clone(), args.disk_config(), args.logs_config(&metrics));
     let logs =
         tokio::task::spawn_blocking(move || open_logs(data_dir, disk, logs_config)).await??;
+    admin.set_logs(Arc::clone(&logs));
     let listener =
         bind(args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
     println!("listening on {local}");
-    let mut config = args.server_config();
+    let mut config = args.server_config(&metrics, &readiness);
     // Every log holds its active segment's store open, besides the sealed segments' cache;
     // logs created later take from the reserve.
     let (connections, max_logs) = fit_descriptors(
@@ -291,6 +326,11 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.max_connections = connections;
     logs.limit_logs(max_logs);
     server::run(listener, Arc::clone(&logs), config, shutdown).await?;
+    // The admin listener outlives the drain (so /readyz says 503 throughout), not the server.
+    drop(stop_admin);
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     // Closing syncs files: keep it (and the logs' drop) off the runtime's workers.
     tokio::task::spawn_blocking(move || logs.close()).await??;
     tracing::info!("logs synced and closed");

@@ -29,7 +29,7 @@ use super::parallel::{OPEN_THREADS, parallel_map};
 use super::settings::LogMeta;
 use super::{Error, Result};
 use crate::storage::disk::dir::{self as segment_files, index_path, store_path};
-use crate::storage::{self, CommitLog, DiskConfig, DiskGroup, DiskLog};
+use crate::storage::{self, CommitLog, DiskConfig, DiskGroup, DiskLog, StorageEvents};
 
 /// The metadata file in each log's directory.
 const META_FILE: &str = "log.json";
@@ -53,11 +53,16 @@ pub(crate) struct DataDir {
 impl DataDir {
     /// Creates (if needed) and locks the data directory `root`, empties its scratch
     /// directories and moves a single-log layout into `logs/default/`.
-    pub(crate) fn open(root: &Path, disk: DiskConfig, dirs: Arc<dyn DirOps>) -> Result<Self> {
+    pub(crate) fn open(
+        root: &Path,
+        disk: DiskConfig,
+        dirs: Arc<dyn DirOps>,
+        events: Arc<dyn StorageEvents>,
+    ) -> Result<Self> {
         disk.validate()?;
         create_dir_durably(root, dirs.as_ref())?;
         let lock = segment_files::lock(root)?;
-        let group = DiskGroup::new(disk.max_open_segments);
+        let group = DiskGroup::with_events(disk.max_open_segments, events);
         let data = Self {
             root: root.to_path_buf(),
             disk,

@@ -50,7 +50,7 @@ pub use settings::{LogMeta, LogSettings, MIN_SEGMENT_BYTES};
 use self::catalog::{Catalog, MemoryCatalog, Opened};
 use self::data_dir::DataDir;
 use self::fs::{DirOps, OsDirs};
-use crate::storage::{CommitLog, DiskConfig, LogConfig};
+use crate::storage::{CommitLog, DiskConfig, LogConfig, NoEvents, StorageEvents};
 
 /// How the registry treats logs nobody created explicitly, and how many it holds.
 #[derive(Clone, Debug)]
@@ -59,11 +59,13 @@ pub struct LogsConfig {
     pub auto_create: bool,
     /// The most logs the registry holds, `default` included. Default 10,000.
     pub max_logs: usize,
+    /// Told of every disk log's syncs and appended batches. Default [`NoEvents`].
+    pub events: Arc<dyn StorageEvents>,
 }
 
 impl Default for LogsConfig {
     fn default() -> Self {
-        Self { auto_create: true, max_logs: 10_000 }
+        Self { auto_create: true, max_logs: 10_000, events: Arc::new(NoEvents) }
     }
 }
 
@@ -77,6 +79,8 @@ pub struct LogEntry {
     deleted: watch::Sender<bool>,
     /// Why the stored log could not be opened (then `log` is an empty, closed stand-in).
     failed: Option<String>,
+    /// Segments retention has deleted since the log was opened; the metrics read it.
+    retention_deleted: AtomicU64,
 }
 
 impl std::fmt::Debug for LogEntry {
@@ -99,6 +103,7 @@ impl LogEntry {
             log: opened.log,
             deleted: watch::Sender::new(false),
             failed: opened.failed,
+            retention_deleted: AtomicU64::new(0),
         })
     }
 
@@ -126,6 +131,17 @@ impl LogEntry {
     /// listed and can be deleted, and nothing else.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()
+    }
+
+    /// Counts `segments` more segments deleted by retention (the metric
+    /// `girok_retention_deleted_segments_total` reads it).
+    pub fn note_retention_deleted(&self, segments: u64) {
+        self.retention_deleted.fetch_add(segments, Ordering::Relaxed);
+    }
+
+    /// Segments retention has deleted since the log was opened.
+    pub fn retention_deleted_segments(&self) -> u64 {
+        self.retention_deleted.load(Ordering::Relaxed)
     }
 
     /// Whether the log has been deleted.
@@ -187,7 +203,7 @@ impl Logs {
         dirs: Arc<dyn DirOps>,
     ) -> Result<Self> {
         let max_record_bytes = disk.log.max_record_bytes;
-        let catalog = DataDir::open(root, disk, dirs)?;
+        let catalog = DataDir::open(root, disk, dirs, Arc::clone(&config.events))?;
         Self::with_catalog(Box::new(catalog), config, max_record_bytes)
     }
 

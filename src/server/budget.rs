@@ -50,6 +50,13 @@ impl Budget {
         self.within(share)
     }
 
+    /// Bytes held now at the outermost level (for the server-wide budget: across the server).
+    pub(crate) fn in_use(&self) -> usize {
+        self.levels
+            .last()
+            .map_or(0, |(semaphore, total)| total.saturating_sub(semaphore.available_permits()))
+    }
+
     /// The most a single reservation can hold: the smallest level.
     fn largest(&self) -> usize {
         self.levels.iter().map(|(_, total)| *total).min().unwrap_or(0)

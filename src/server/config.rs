@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use super::metrics::Metrics;
+use super::ready::Readiness;
+
 /// How the server serves: record and message limits, HTTP/2 windows and limits, per-stream
 /// buffering, and the shutdown grace period.
 #[derive(Clone, Debug)]
@@ -69,6 +72,12 @@ pub struct ServerConfig {
     /// Per ConsumeStream: a read batch stops once its values reach this many bytes (at least one
     /// record is always read). Default 1 MiB.
     pub consume_batch_bytes: usize,
+    /// Where the server counts calls, records and storage events. Default: metrics of their
+    /// own (labelling the 100 busiest logs) that nobody reads; the binary shares them with the
+    /// admin listener.
+    pub metrics: Metrics,
+    /// The phase `run` moves through, for `/readyz`. Default: one nobody reads.
+    pub readiness: Readiness,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +102,8 @@ impl Default for ServerConfig {
             produce_batch_bytes: 4 * 1024 * 1024,
             consume_batch_records: 256,
             consume_batch_bytes: 1024 * 1024,
+            metrics: Metrics::default(),
+            readiness: Readiness::default(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! and changes to the registry run on tokio's blocking pool and come back as
 //! `Result<_, Status>`: no runtime worker ever waits on the disk, and no handler maps a storage
 //! error itself. This is the single place where later work attaches: timing calls for metrics,
-//! checking access, proposing writes through Raft.
+//! checking access, proposing writes through Raft. It counts each log's appended and read
+//! records, and names the log in the call's span.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tonic::Status;
 
+use super::metrics::{LogCounters, Metrics};
 use super::status;
 use crate::logs::{self, LogEntry, LogSettings, Logs};
 use crate::storage::{self, CommitLog, Record};
@@ -22,11 +24,13 @@ use crate::storage::{self, CommitLog, Record};
 #[derive(Clone, Debug)]
 pub(crate) struct Registry {
     logs: Arc<Logs>,
+    /// Where each log's appends and reads are counted.
+    metrics: Metrics,
 }
 
 impl Registry {
-    pub(crate) fn new(logs: Arc<Logs>) -> Self {
-        Self { logs }
+    pub(crate) fn new(logs: Arc<Logs>, metrics: Metrics) -> Self {
+        Self { logs, metrics }
     }
 
     /// The largest record value any log accepts.
@@ -38,19 +42,32 @@ impl Registry {
     /// name, `NOT_FOUND` for an unknown log. A map lookup: never blocks.
     pub(crate) fn find(&self, field: &str) -> Result<LogHandle, Status> {
         let name = logs::name::or_default(field);
+        tracing::Span::current().record("log", name);
         status::check_log_name("log", name)?;
-        usable(self.logs.get(name)?)
+        self.usable(self.logs.get(name)?)
     }
 
     /// [`find`](Self::find) for an append: an unknown log is created while auto-create is on.
     pub(crate) async fn find_for_append(&self, field: &str) -> Result<LogHandle, Status> {
         let name = logs::name::or_default(field);
+        tracing::Span::current().record("log", name);
         status::check_log_name("log", name)?;
         if let Ok(entry) = self.logs.get(name) {
-            return usable(entry);
+            return self.usable(entry);
         }
         let name = name.to_string();
-        usable(self.blocking(move |logs| logs.get_or_create(&name)).await?)
+        self.usable(self.blocking(move |logs| logs.get_or_create(&name)).await?)
+    }
+
+    /// A handle on `entry`, or `UNAVAILABLE` when the log could not be opened.
+    fn usable(&self, entry: Arc<LogEntry>) -> Result<LogHandle, Status> {
+        match entry.failure() {
+            Some(why) => Err(status::log_unavailable(entry.name(), why)),
+            None => {
+                let counters = self.metrics.log_counters(entry.name());
+                Ok(LogHandle { entry, counters })
+            }
+        }
     }
 
     /// Creates a log (see [`Logs::create`]).
@@ -94,25 +111,15 @@ impl Registry {
     }
 }
 
-/// A handle on `entry`, or `UNAVAILABLE` when the log could not be opened.
-fn usable(entry: Arc<LogEntry>) -> Result<LogHandle, Status> {
-    match entry.failure() {
-        Some(why) => Err(status::log_unavailable(entry.name(), why)),
-        None => Ok(LogHandle::new(entry)),
-    }
-}
-
 /// A cheap, cloneable handle over one log.
 #[derive(Clone)]
 pub(crate) struct LogHandle {
     entry: Arc<LogEntry>,
+    /// The log's appended and read records, for the metrics.
+    counters: Arc<LogCounters>,
 }
 
 impl LogHandle {
-    pub(crate) fn new(entry: Arc<LogEntry>) -> Self {
-        Self { entry }
-    }
-
     /// The log's name.
     pub(crate) fn name(&self) -> &str {
         self.entry.name()
@@ -130,13 +137,18 @@ impl LogHandle {
 
     /// Appends one record; answers its offset once it is committed.
     pub(crate) async fn append(&self, value: Bytes) -> Result<u64, Status> {
-        self.blocking(move |log| log.append(value)).await
+        let bytes = value.len() as u64;
+        let offset = self.blocking(move |log| log.append(value)).await?;
+        self.counters.appended(1, bytes);
+        Ok(offset)
     }
 
     /// Appends `values` as one atomic batch; answers their offsets once committed.
     pub(crate) async fn append_batch(&self, values: Vec<Bytes>) -> Result<Range<u64>, Status> {
         let expected = values.len() as u64;
+        let bytes = values.iter().map(|value| value.len() as u64).sum();
         let range = self.blocking(move |log| log.append_batch(&values)).await?;
+        self.counters.appended(range.end - range.start, bytes);
         if range.end - range.start != expected {
             tracing::error!(?range, expected, "append_batch returned the wrong number of offsets");
             return Err(Status::internal("internal error"));
@@ -146,7 +158,9 @@ impl LogHandle {
 
     /// Reads the record at `offset`.
     pub(crate) async fn read(&self, offset: u64) -> Result<Record, Status> {
-        self.blocking(move |log| log.read(offset)).await
+        let record = self.blocking(move |log| log.read(offset)).await?;
+        self.counters.read(1);
+        Ok(record)
     }
 
     /// Reads a batch of records from `offset` (see [`CommitLog::read_batch`]).
@@ -156,7 +170,10 @@ impl LogHandle {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<Record>, Status> {
-        self.blocking(move |log| log.read_batch(offset, max_records, max_bytes)).await
+        let records =
+            self.blocking(move |log| log.read_batch(offset, max_records, max_bytes)).await?;
+        self.counters.read(records.len() as u64);
+        Ok(records)
     }
 
     /// The committed range `[lowest, next)`.

@@ -12,6 +12,8 @@
 //! | `wire.rs` | messages ↔ records, request validation |
 //! | `status.rs` | storage errors → statuses with rich details |
 //! | `drain.rs` | the shutdown signal endless streams watch |
+//! | `ready.rs` | [`Readiness`]: starting, serving, draining, for `/readyz` |
+//! | `metrics/` | [`Metrics`]: the Prometheus series and their rendering |
 //!
 //! Dependencies point one way: `rpc` → `handle`, `wire`, `status` → storage and the API.
 //!
@@ -26,6 +28,8 @@ mod config;
 mod drain;
 mod handle;
 mod handshake;
+mod metrics;
+mod ready;
 mod router;
 mod rpc;
 mod status;
@@ -42,6 +46,8 @@ use tokio::task::JoinSet;
 use tonic_health::ServingStatus;
 
 pub use config::ServerConfig;
+pub use metrics::Metrics;
+pub use ready::{Phase, Readiness};
 
 use crate::logs::Logs;
 use budget::Budget;
@@ -77,13 +83,17 @@ pub async fn run(
     let (shutdown_grace, handshake_timeout) = (config.shutdown_grace, config.handshake_timeout);
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
     let (budget, share) = (Budget::new(config.max_buffered_bytes), config.connection_share());
+    let (metrics, readiness) = (config.metrics.clone(), config.readiness.clone());
+    metrics.watch_budget(budget.clone());
     let service = Router::new(
-        Registry::new(logs),
+        Registry::new(logs, metrics.clone()),
         Arc::new(config),
         drain.clone(),
         health_service,
         budget.connection(share),
+        metrics,
     )?;
+    readiness.set(Phase::Serving);
 
     // Each connection holds a permit; when none is left a new connection is closed on accept.
     let mut connections = JoinSet::new();
@@ -98,7 +108,7 @@ pub async fn run(
                         tracing::warn!(%peer, "connection limit reached: closing new connection");
                         continue;
                     };
-                    let service = service.for_connection(budget.connection(share));
+                    let service = service.for_connection(budget.connection(share), peer);
                     let (http2, drain) = (http2.clone(), drain.clone());
                     connections.spawn(async move {
                         serve_connection(http2, tcp, service, drain, handshake_timeout).await;
@@ -115,6 +125,7 @@ pub async fn run(
     }
     drop(listener);
 
+    readiness.set(Phase::Draining);
     tracing::info!(connections = connections.len(), "shutting down: draining");
     health.set_service_status("", ServingStatus::NotServing).await;
     health.set_service_status(LOG_SERVICE_NAME, ServingStatus::NotServing).await;

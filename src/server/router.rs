@@ -1,9 +1,12 @@
 //! The router: the Log, health and reflection services behind one hyper service, with tonic's
 //! decode-limit status rewritten on the way out. Each connection gets its own clone, carrying
-//! the connection's share of the memory budget to the RPCs in every request's extensions.
+//! the connection's share of the memory budget to the RPCs in every request's extensions, and
+//! its peer address. Every call is counted, timed and traced here (see `metrics/grpc.rs`): the
+//! handler runs inside the call's span.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -12,12 +15,14 @@ use tonic::codec::CompressionEncoding;
 use tonic::codegen::{Service, http};
 use tonic::service::Routes;
 use tonic_health::pb::health_server::{Health, HealthServer};
+use tracing::Instrument;
 
 use super::ServerError;
 use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
 use super::handle::Registry;
+use super::metrics::Metrics;
 use super::rpc::LogService;
 use super::status;
 use crate::api::v1::log_server::LogServer;
@@ -28,6 +33,9 @@ pub(super) struct Router {
     routes: Routes,
     /// The connection's share of the memory budget.
     budget: Budget,
+    metrics: Metrics,
+    /// The connection's peer, for the calls' spans (`None` for the template router).
+    peer: Option<SocketAddr>,
 }
 
 impl Router {
@@ -38,6 +46,7 @@ impl Router {
         drain: Drain,
         health: HealthServer<impl Health>,
         budget: Budget,
+        metrics: Metrics,
     ) -> Result<Self, ServerError> {
         let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
         let log_service = LogServer::new(LogService::new(registry, config, drain))
@@ -58,12 +67,12 @@ impl Router {
             .add_service(health)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?);
-        Ok(Self { routes, budget })
+        Ok(Self { routes, budget, metrics, peer: None })
     }
 
-    /// The router for one connection, whose RPCs buffer records within `budget`.
-    pub(super) fn for_connection(&self, budget: Budget) -> Self {
-        Self { budget, ..self.clone() }
+    /// The router for one connection from `peer`, whose RPCs buffer records within `budget`.
+    pub(super) fn for_connection(&self, budget: Budget, peer: SocketAddr) -> Self {
+        Self { budget, peer: Some(peer), ..self.clone() }
     }
 }
 
@@ -75,11 +84,17 @@ impl hyper::service::Service<http::Request<Incoming>> for Router {
     fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
         // The RPCs find the connection's share of the memory budget here.
         request.extensions_mut().insert(self.budget.clone());
+        let call = self.metrics.start_call(request.uri().path(), self.peer);
+        let span = call.span().clone();
+        let request = request.map(|body| call.request_body(body));
         // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
         let mut routes = self.routes.clone();
-        Box::pin(async move {
-            let response = routes.call(request).await?;
-            Ok(status::rewrite_decode_limit(response))
-        })
+        Box::pin(
+            async move {
+                let response = routes.call(request).await?;
+                Ok(call.respond(status::rewrite_decode_limit(response)))
+            }
+            .instrument(span),
+        )
     }
 }

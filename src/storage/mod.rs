@@ -8,6 +8,7 @@
 //! | `mod.rs` | [`CommitLog`], its contract, and [`Record`] |
 //! | `config.rs` | [`LogConfig`]: the record rules every log keeps |
 //! | `error.rs` | [`Error`] |
+//! | `events.rs` | [`StorageEvents`]: what storage reports to its embedder (syncs, batches) |
 //! | `locks.rs` | the one lock-poisoning policy |
 //! | `memory.rs` | [`MemoryLog`] |
 //! | `disk/` | [`DiskLog`], the [`DiskGroup`] of logs that share a server, and their files |
@@ -15,6 +16,7 @@
 mod config;
 pub mod disk;
 pub(crate) mod error;
+pub mod events;
 pub(crate) mod locks;
 mod memory;
 
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 pub use config::{DEFAULT_MAX_RECORD_BYTES, LogConfig};
 pub use disk::{DiskConfig, DiskGroup, DiskLog, FsyncPolicy};
 pub use error::{Error, Result};
+pub use events::{NoEvents, StorageEvents};
 pub use memory::MemoryLog;
 
 /// One record of a log, as storage holds it and as the client hands it back.
@@ -126,6 +129,12 @@ pub trait CommitLog: Send + Sync + 'static {
     /// ignore it.
     fn set_segment_bytes(&self, _bytes: u64) -> Result<()> {
         Ok(())
+    }
+
+    /// How many segments the log holds, the active one included; a log without segments says 1.
+    /// Cheap: a read lock, no I/O.
+    fn segment_count(&self) -> usize {
+        1
     }
 }
 

@@ -14,6 +14,8 @@ pub struct ServerProcess {
     child: Child,
     /// The bound address, as `127.0.0.1:PORT`.
     pub addr: String,
+    /// The admin listener's address, when started with one (`admin listening on ADDR`).
+    pub admin_addr: Option<String>,
 }
 
 /// Starts `girok-server` on `127.0.0.1:0` over `data_dir`, with `env` as extra `GIROK_*`
@@ -27,9 +29,11 @@ pub fn spawn_server(data_dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
 pub fn spawn(mut command: Command, stderr: Stdio) -> ServerProcess {
     let mut child =
         command.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn girok-server");
-    let address = listening_address(&mut child);
-    let mut server = ServerProcess { child, addr: String::new() };
+    let (address, admin) = listening_addresses(&mut child);
+    let mut server = ServerProcess { child, addr: String::new(), admin_addr: None };
     server.addr = address.recv_timeout(PROCESS_TIMEOUT).expect("girok-server printed no address");
+    // The admin line comes first, so it has been read by now.
+    server.admin_addr = admin.try_recv().ok();
     server
 }
 
@@ -37,16 +41,27 @@ pub fn spawn(mut command: Command, stderr: Stdio) -> ServerProcess {
 /// receiver gets the address. Callers keep the child in a struct that kills it on drop before
 /// waiting, so a server that never prints is not left behind.
 pub fn listening_address(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    listening_addresses(child).0
+}
+
+/// [`listening_address`], and a receiver of the `admin listening on ADDR` line's address. Only
+/// a line that starts with `listening on ` is the gRPC address.
+pub fn listening_addresses(
+    child: &mut Child,
+) -> (std::sync::mpsc::Receiver<String>, std::sync::mpsc::Receiver<String>) {
     let stdout = child.stdout.take().expect("the server's stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("listening on ") {
                 let _ = tx.send(addr.to_string());
+            } else if let Some(addr) = line.strip_prefix("admin listening on ") {
+                let _ = admin_tx.send(addr.to_string());
             }
         }
     });
-    rx
+    (rx, admin_rx)
 }
 
 /// [`server_command`] run under a shell that first sets the open-file limit (soft and hard) to

@@ -2,6 +2,7 @@
 //! on `127.0.0.1:0`, and a time bound for every test.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod binary;
 pub mod faulty;
 pub mod soak;

@@ -7,6 +7,8 @@
 //! - **At most one interval-sync thread** (`syncer`), started by the first log under
 //!   [`FsyncPolicy::Interval`](super::FsyncPolicy::Interval) and syncing each such log on its own
 //!   interval, so threads do not grow with the number of logs either.
+//! - **One [`StorageEvents`] listener**, told of every log's syncs and appended batches
+//!   ([`NoEvents`] unless [`DiskGroup::with_events`] names one).
 //!
 //! Nothing on the append path is shared: each log keeps its own lock, write position and group
 //! commit, so appends to different logs proceed in parallel. A log opened with
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use super::sealed::SealedFiles;
 use super::syncer::{IntervalSync, Syncer};
-use crate::storage::Result;
+use crate::storage::{NoEvents, Result, StorageEvents};
 
 /// What the disk logs of one server share: one bounded cache of sealed segments' open files and
 /// at most one interval-sync thread. Cloning is cheap and shares the group.
@@ -34,6 +36,8 @@ pub struct DiskGroup {
 }
 
 struct Inner {
+    /// Told of every member's syncs and appended batches.
+    events: Arc<dyn StorageEvents>,
     /// The open files of every member's sealed segments, bounded across the group.
     sealed: Arc<SealedFiles>,
     /// The most sealed segments open at once, across the group.
@@ -51,8 +55,14 @@ impl DiskGroup {
     /// A group whose logs keep at most `max_open_segments` sealed segments open between them
     /// (at least one).
     pub fn new(max_open_segments: usize) -> Self {
+        Self::with_events(max_open_segments, Arc::new(NoEvents))
+    }
+
+    /// [`new`](Self::new), whose logs report their syncs and appended batches to `events`.
+    pub fn with_events(max_open_segments: usize, events: Arc<dyn StorageEvents>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                events,
                 sealed: Arc::new(SealedFiles::new(max_open_segments)),
                 max_open_segments: max_open_segments.max(1),
                 next_id: AtomicU64::new(0),
@@ -69,6 +79,10 @@ impl DiskGroup {
     }
 
     /// A new member's id.
+    pub(super) fn events(&self) -> &Arc<dyn StorageEvents> {
+        &self.inner.events
+    }
+
     pub(super) fn member_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -135,6 +149,38 @@ mod tests {
     /// Tiny segments, so a few records make sealed ones.
     fn tiny(fsync: FsyncPolicy) -> DiskConfig {
         DiskConfig { max_store_bytes: 64, fsync, ..DiskConfig::default() }
+    }
+
+    /// Records the events a group's logs report.
+    #[derive(Debug, Default)]
+    struct Recorded {
+        fsyncs: std::sync::atomic::AtomicUsize,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl StorageEvents for Recorded {
+        fn on_fsync(&self, _took: Duration) {
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn on_append_batch(&self, records: usize) {
+            self.batches.lock().unwrap().push(records);
+        }
+    }
+
+    #[test]
+    fn a_groups_logs_report_each_appended_batch_and_each_sync_to_its_listener() {
+        // Under `Always`, every append is a batch of its size and is synced before it returns;
+        // an empty batch appends nothing and reports nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(Recorded::default());
+        let group = DiskGroup::with_events(4, Arc::clone(&events) as Arc<dyn StorageEvents>);
+        let log = DiskLog::open_in(dir.path(), DiskConfig::default(), &group).unwrap();
+        log.append(Bytes::from_static(b"one")).unwrap();
+        log.append_batch(&[Bytes::from_static(b"two"), Bytes::from_static(b"three")]).unwrap();
+        log.append_batch(&[]).unwrap();
+        assert_eq!(*events.batches.lock().unwrap(), [1, 2]);
+        assert!(events.fsyncs.load(Ordering::Relaxed) >= 2);
     }
 
     #[test]

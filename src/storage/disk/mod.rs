@@ -98,7 +98,7 @@ pub(crate) use self::store::FRAME_HEADER_BYTES;
 use self::store::{decode_frame, encode_frame};
 use self::syncer::IntervalSync;
 use super::locks::Locks;
-use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
+use super::{CommitLog, Error, LogConfig, Record, Result, StorageEvents, next_timestamp};
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
 #[derive(Debug)]
@@ -117,6 +117,8 @@ struct Shared {
     dir: PathBuf,
     config: DiskConfig,
     opener: Arc<dyn FileOpener>,
+    /// The group's listener, told of each sync and appended batch.
+    events: Arc<dyn StorageEvents>,
     /// The store size a segment rolls at: `config.max_store_bytes` until
     /// [`DiskLog::set_max_store_bytes`] replaces it. Appends read it without a lock.
     max_store_bytes: AtomicU64,
@@ -259,6 +261,7 @@ impl DiskLog {
             id: group.member_id(),
             dir,
             opener,
+            events: Arc::clone(group.events()),
             max_store_bytes: AtomicU64::new(config.max_store_bytes),
             state: RwLock::new(State {
                 segments,
@@ -290,7 +293,6 @@ impl DiskLog {
     }
 
     /// How many segments the log has.
-    #[cfg(feature = "internals")]
     pub fn segment_count(&self) -> usize {
         self.shared.read_locked(&self.shared.state).segments.len()
     }
@@ -353,7 +355,10 @@ impl Shared {
                 }
             }
         };
-        if let Err(err) = file.sync_data() {
+        let started = std::time::Instant::now();
+        let synced = file.sync_data();
+        self.events.on_fsync(started.elapsed());
+        if let Err(err) = synced {
             return Err(self.commit.fail("fdatasync of the active segment", err));
         }
         if self.config.fsync == FsyncPolicy::Always {
@@ -450,6 +455,7 @@ impl Shared {
         state.store_bytes += frames_len;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
+        self.events.on_append_batch(values.len());
         if self.config.fsync != FsyncPolicy::Always {
             self.commit.advance(end);
             return Ok(start..end);
@@ -576,6 +582,10 @@ impl CommitLog for DiskLog {
 
     fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
         self.shared.append_batch(values)
+    }
+
+    fn segment_count(&self) -> usize {
+        DiskLog::segment_count(self)
     }
 
     fn read(&self, offset: u64) -> Result<Record> {
