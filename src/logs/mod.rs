@@ -4,6 +4,7 @@
 //! | file | owns |
 //! |------|------|
 //! | `mod.rs` | [`Logs`]: finding, creating (also on first produce), updating and deleting logs |
+//! | `activity.rs` | [`Activity`]: a log's append, read and retention counters |
 //! | `name.rs` | the naming rules and the `default` log |
 //! | `settings.rs` | [`LogSettings`] and the metadata stored with a log |
 //! | `catalog.rs` | where logs are kept: the seam between the registry and its storage |
@@ -24,6 +25,7 @@
 //! closed (which waits for the append in progress, if any, and refuses later ones), then removed
 //! from storage. Anyone still holding its [`LogEntry`] sees [`LogEntry::is_deleted`].
 
+mod activity;
 mod catalog;
 mod data_dir;
 mod error;
@@ -43,6 +45,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 
+pub use activity::Activity;
 pub use error::{Error, Result};
 pub use name::DEFAULT_LOG;
 pub use settings::{LogMeta, LogSettings, MIN_SEGMENT_BYTES};
@@ -79,8 +82,8 @@ pub struct LogEntry {
     deleted: watch::Sender<bool>,
     /// Why the stored log could not be opened (then `log` is an empty, closed stand-in).
     failed: Option<String>,
-    /// Segments retention has deleted since the log was opened; the metrics read it.
-    retention_deleted: AtomicU64,
+    /// What has been done to the log since it was opened; the metrics read it.
+    activity: Activity,
 }
 
 impl std::fmt::Debug for LogEntry {
@@ -103,7 +106,7 @@ impl LogEntry {
             log: opened.log,
             deleted: watch::Sender::new(false),
             failed: opened.failed,
-            retention_deleted: AtomicU64::new(0),
+            activity: Activity::default(),
         })
     }
 
@@ -133,15 +136,15 @@ impl LogEntry {
         self.failed.as_deref()
     }
 
+    /// What has been done to the log since it was opened (appends, reads, retention).
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
     /// Counts `segments` more segments deleted by retention (the metric
     /// `girok_retention_deleted_segments_total` reads it).
     pub fn note_retention_deleted(&self, segments: u64) {
-        self.retention_deleted.fetch_add(segments, Ordering::Relaxed);
-    }
-
-    /// Segments retention has deleted since the log was opened.
-    pub fn retention_deleted_segments(&self) -> u64 {
-        self.retention_deleted.load(Ordering::Relaxed)
+        self.activity.retention_deleted(segments);
     }
 
     /// Whether the log has been deleted.

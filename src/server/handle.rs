@@ -15,7 +15,6 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tonic::Status;
 
-use super::metrics::{LogCounters, Metrics};
 use super::status;
 use crate::logs::{self, LogEntry, LogSettings, Logs};
 use crate::storage::{self, CommitLog, Record};
@@ -24,13 +23,11 @@ use crate::storage::{self, CommitLog, Record};
 #[derive(Clone, Debug)]
 pub(crate) struct Registry {
     logs: Arc<Logs>,
-    /// Where each log's appends and reads are counted.
-    metrics: Metrics,
 }
 
 impl Registry {
-    pub(crate) fn new(logs: Arc<Logs>, metrics: Metrics) -> Self {
-        Self { logs, metrics }
+    pub(crate) fn new(logs: Arc<Logs>) -> Self {
+        Self { logs }
     }
 
     /// The largest record value any log accepts.
@@ -63,10 +60,7 @@ impl Registry {
     fn usable(&self, entry: Arc<LogEntry>) -> Result<LogHandle, Status> {
         match entry.failure() {
             Some(why) => Err(status::log_unavailable(entry.name(), why)),
-            None => {
-                let counters = self.metrics.log_counters(entry.name());
-                Ok(LogHandle { entry, counters })
-            }
+            None => Ok(LogHandle { entry }),
         }
     }
 
@@ -114,9 +108,8 @@ impl Registry {
 /// A cheap, cloneable handle over one log.
 #[derive(Clone)]
 pub(crate) struct LogHandle {
+    /// The log; its entry also counts what is done to it, for the metrics.
     entry: Arc<LogEntry>,
-    /// The log's appended and read records, for the metrics.
-    counters: Arc<LogCounters>,
 }
 
 impl LogHandle {
@@ -139,7 +132,7 @@ impl LogHandle {
     pub(crate) async fn append(&self, value: Bytes) -> Result<u64, Status> {
         let bytes = value.len() as u64;
         let offset = self.blocking(move |log| log.append(value)).await?;
-        self.counters.appended(1, bytes);
+        self.entry.activity().appended(1, bytes);
         Ok(offset)
     }
 
@@ -148,7 +141,7 @@ impl LogHandle {
         let expected = values.len() as u64;
         let bytes = values.iter().map(|value| value.len() as u64).sum();
         let range = self.blocking(move |log| log.append_batch(&values)).await?;
-        self.counters.appended(range.end - range.start, bytes);
+        self.entry.activity().appended(range.end - range.start, bytes);
         if range.end - range.start != expected {
             tracing::error!(?range, expected, "append_batch returned the wrong number of offsets");
             return Err(Status::internal("internal error"));
@@ -159,7 +152,7 @@ impl LogHandle {
     /// Reads the record at `offset`.
     pub(crate) async fn read(&self, offset: u64) -> Result<Record, Status> {
         let record = self.blocking(move |log| log.read(offset)).await?;
-        self.counters.read(1);
+        self.entry.activity().read(1);
         Ok(record)
     }
 
@@ -172,7 +165,7 @@ impl LogHandle {
     ) -> Result<Vec<Record>, Status> {
         let records =
             self.blocking(move |log| log.read_batch(offset, max_records, max_bytes)).await?;
-        self.counters.read(records.len() as u64);
+        self.entry.activity().read(records.len() as u64);
         Ok(records)
     }
 

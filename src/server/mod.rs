@@ -86,7 +86,7 @@ pub async fn run(
     let (metrics, readiness) = (config.metrics.clone(), config.readiness.clone());
     metrics.watch_budget(budget.clone());
     let service = Router::new(
-        Registry::new(logs, metrics.clone()),
+        Registry::new(logs),
         Arc::new(config),
         drain.clone(),
         health_service,

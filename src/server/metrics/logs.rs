@@ -1,13 +1,10 @@
 //! The per-log series (label `log`): offsets, size and segments read from each log at scrape
-//! time, and counters of appended and read records kept per log name by the handle.
+//! time, and the counters of appended and read records each log's entry keeps
+//! ([`Activity`](crate::logs::Activity)), so that counting takes no lock shared between logs.
 //!
 //! To keep the series bounded, only the `max_logs` busiest logs (most records appended and read
 //! since the server started; ties by name) get a label of their own; the others are summed under
 //! `log="_other"`, which appears only when some log is left over.
-
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,31 +16,6 @@ use crate::logs::{LogEntry, Logs};
 
 /// The label of the logs summed together.
 pub(crate) const OTHER_LOGS: &str = "_other";
-
-/// What the RPCs did to one log since the server started.
-#[derive(Debug, Default)]
-pub(crate) struct LogCounters {
-    append_records: AtomicU64,
-    append_bytes: AtomicU64,
-    read_records: AtomicU64,
-}
-
-impl LogCounters {
-    /// Counts `records` appended, `bytes` of values in all.
-    pub(crate) fn appended(&self, records: u64, bytes: u64) {
-        self.append_records.fetch_add(records, Ordering::Relaxed);
-        self.append_bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Counts `records` read.
-    pub(crate) fn read(&self, records: u64) {
-        self.read_records.fetch_add(records, Ordering::Relaxed);
-    }
-
-    fn activity(&self) -> u64 {
-        self.append_records.load(Ordering::Relaxed) + self.read_records.load(Ordering::Relaxed)
-    }
-}
 
 /// One log's values at a scrape, or the sum of several.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,20 +31,17 @@ struct Sample {
 }
 
 impl Sample {
-    fn of(entry: &LogEntry, counters: Option<&LogCounters>) -> Self {
-        let log = entry.log();
-        let counted = |field: fn(&LogCounters) -> &AtomicU64| {
-            counters.map_or(0, |c| field(c).load(Ordering::Relaxed))
-        };
+    fn of(entry: &LogEntry) -> Self {
+        let (log, activity) = (entry.log(), entry.activity());
         Self {
             start_offset: log.lowest_offset(),
             end_offset: log.next_offset(),
             size_bytes: log.size_bytes(),
             segments: log.segment_count() as u64,
-            append_records: counted(|c| &c.append_records),
-            append_bytes: counted(|c| &c.append_bytes),
-            read_records: counted(|c| &c.read_records),
-            retention_deleted_segments: entry.retention_deleted_segments(),
+            append_records: activity.append_records(),
+            append_bytes: activity.append_bytes(),
+            read_records: activity.read_records(),
+            retention_deleted_segments: activity.retention_deleted_segments(),
         }
     }
 
@@ -96,28 +65,15 @@ struct LogLabel {
     log: String,
 }
 
-/// The per-log counters and the bound on labelled logs.
+/// The bound on labelled logs.
 #[derive(Debug)]
 pub(super) struct PerLog {
     max_logs: usize,
-    /// By log name. Held briefly: a lookup per RPC, a pass over the logs per scrape (which
-    /// drops the counters of logs no longer listed).
-    counters: Mutex<HashMap<String, Arc<LogCounters>>>,
 }
 
 impl PerLog {
     pub(super) fn new(max_logs: usize) -> Self {
-        Self { max_logs, counters: Mutex::new(HashMap::new()) }
-    }
-
-    pub(super) fn counters(&self, name: &str) -> Arc<LogCounters> {
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = counters.get(name) {
-            return Arc::clone(found);
-        }
-        let fresh = Arc::new(LogCounters::default());
-        counters.insert(name.to_string(), Arc::clone(&fresh));
-        fresh
+        Self { max_logs }
     }
 
     /// A registry of the per-log series as they are now.
@@ -167,21 +123,14 @@ impl PerLog {
 
     /// A sample per labelled log, then `_other` if any are left over.
     fn samples(&self, logs: &Logs) -> Vec<(String, Sample)> {
-        // The lock is held across the listing, so a log created meanwhile finds its counters
-        // after the stale ones are dropped, never before.
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let entries = logs.list();
-        let listed: HashSet<&str> = entries.iter().map(|entry| entry.name()).collect();
-        counters.retain(|name, _| listed.contains(name.as_str()));
-        let mut ranked: Vec<_> = entries
+        let mut ranked: Vec<_> = logs
+            .list()
             .iter()
             .map(|entry| {
-                let counted = counters.get(entry.name()).map(Arc::as_ref);
-                let activity = counted.map_or(0, LogCounters::activity);
-                (activity, entry.name().to_string(), Sample::of(entry, counted))
+                let sample = Sample::of(entry);
+                (sample.append_records + sample.read_records, entry.name().to_string(), sample)
             })
             .collect();
-        drop(counters);
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let mut samples = Vec::with_capacity(ranked.len().min(self.max_logs) + 1);
         let mut other: Option<Sample> = None;

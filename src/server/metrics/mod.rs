@@ -28,7 +28,6 @@ use crate::logs::Logs;
 use crate::storage::StorageEvents;
 
 pub(crate) use grpc::{RpcCall, RpcMetrics};
-pub(crate) use logs::LogCounters;
 use logs::PerLog;
 
 /// The server's metrics. Cheap to clone: clones share every series.
@@ -124,11 +123,6 @@ impl Metrics {
     /// Reads `girok_buffered_bytes` from `budget` from now on.
     pub(crate) fn watch_budget(&self, budget: Budget) {
         *self.inner.budget.lock().unwrap_or_else(|e| e.into_inner()) = Some(budget);
-    }
-
-    /// The counters of the log named `name` (created on first use).
-    pub(crate) fn log_counters(&self, name: &str) -> Arc<LogCounters> {
-        self.inner.per_log.counters(name)
     }
 
     /// Starts timing and counting a call to `path` from `peer`.
