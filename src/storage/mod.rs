@@ -10,6 +10,7 @@
 //! | `error.rs` | [`Error`] |
 //! | `locks.rs` | the one lock-poisoning policy |
 //! | `memory.rs` | [`MemoryLog`] |
+//! | `retention.rs` | [`Retention`]: the rules by which a log deletes its oldest segments |
 //! | `disk/` | [`DiskLog`], the [`DiskGroup`] of logs that share a server, and their files |
 
 mod config;
@@ -17,6 +18,7 @@ pub mod disk;
 pub(crate) mod error;
 pub(crate) mod locks;
 mod memory;
+mod retention;
 
 use std::ops::Range;
 
@@ -27,6 +29,7 @@ pub use config::{DEFAULT_MAX_RECORD_BYTES, LogConfig};
 pub use disk::{DiskConfig, DiskGroup, DiskLog, FsyncPolicy};
 pub use error::{Error, Result};
 pub use memory::MemoryLog;
+pub use retention::{Enforced, Retention};
 
 /// One record of a log, as storage holds it and as the client hands it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,13 +130,27 @@ pub trait CommitLog: Send + Sync + 'static {
     fn set_segment_bytes(&self, _bytes: u64) -> Result<()> {
         Ok(())
     }
+
+    /// Applies `rules` at `now_ms` (milliseconds since the epoch): rolls the active segment
+    /// once its oldest record is past the age limit, then deletes whole sealed segments, oldest
+    /// first and never the active one, while the log is over the size limit or the oldest
+    /// one's newest record is past the age limit. The new lowest offset shows at once; the
+    /// files go after, without holding up appends or reads. Logs without segments
+    /// ([`MemoryLog`]) keep everything and say so.
+    fn enforce_retention(&self, _rules: Retention, _now_ms: u64) -> Result<Enforced> {
+        Ok(Enforced { lowest: self.lowest_offset(), ..Enforced::default() })
+    }
 }
 
 /// The timestamp of a record appended after one stamped `previous`: now in milliseconds since
 /// the Unix epoch, or `previous` if the clock says earlier.
 pub(crate) fn next_timestamp(previous: u64) -> u64 {
-    let now = std::time::SystemTime::now()
+    now_ms().max(previous)
+}
+
+/// Now, in milliseconds since the Unix epoch: the clock records are stamped and aged by.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    now.max(previous)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
