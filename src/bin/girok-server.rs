@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use girok::logs::{Logs, LogsConfig};
 use girok::server::{self, ServerConfig};
-use girok::storage::{DiskConfig, FsyncPolicy, LogConfig};
+use girok::storage::{DiskConfig, FsyncPolicy, LogConfig, Retention};
 use girok::units::{parse_duration, parse_size};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -68,6 +68,20 @@ struct Args {
     /// RESOURCE_EXHAUSTED (LOG_LIMIT).
     #[arg(long, env = "GIROK_MAX_LOGS", default_value_t = LogsConfig::default().max_logs)]
     max_logs: usize,
+    /// Server-wide retention by size (e.g. `1GiB`, or plain bytes): a log's sealed segments are
+    /// deleted, oldest first, while it holds more. A log's own `retention_bytes` overrides it
+    /// (0 there: unlimited). Unlimited unless given.
+    #[arg(long, env = "GIROK_RETENTION_BYTES", value_parser = parse_size)]
+    retention_bytes: Option<u64>,
+    /// Server-wide retention by age (e.g. `7d`, `12h`): a sealed segment is deleted once its
+    /// newest record is older, and the active segment rolls once its oldest is. A log's own
+    /// `retention_ms` overrides it (0 there: unlimited). Unlimited unless given.
+    #[arg(long, env = "GIROK_RETENTION_AGE", value_parser = parse_millis)]
+    retention_age: Option<Duration>,
+    /// Appends are refused (RESOURCE_EXHAUSTED, DISK_LOW) while the data volume has less free
+    /// space than this; reads go on, and appends resume once space is freed. 0 turns it off.
+    #[arg(long, env = "GIROK_MIN_FREE_DISK", default_value = "256MiB", value_parser = parse_size)]
+    min_free_disk: u64,
     /// How long in-flight calls get to finish on shutdown; a plain number is seconds.
     #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_seconds)]
     shutdown_grace: Duration,
@@ -123,7 +137,18 @@ impl Args {
     }
 
     fn logs_config(&self) -> LogsConfig {
-        LogsConfig { auto_create: self.auto_create_logs, max_logs: self.max_logs }
+        LogsConfig {
+            auto_create: self.auto_create_logs,
+            max_logs: self.max_logs,
+            retention: Retention {
+                max_bytes: self.retention_bytes.filter(|&bytes| bytes > 0),
+                max_age_ms: self
+                    .retention_age
+                    .map(|age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+                    .filter(|&ms| ms > 0),
+            },
+            min_free_disk: self.min_free_disk,
+        }
     }
 
     fn server_config(&self) -> ServerConfig {
