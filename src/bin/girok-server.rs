@@ -324,7 +324,27 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
-    use super::fit_descriptors;
+    use clap::Parser;
+    use girok::storage::Retention;
+
+    use super::{Args, fit_descriptors};
+
+    #[test]
+    fn retention_is_unlimited_and_the_floor_256_mib_unless_given() {
+        // No flags: retention keeps everything, the floor is 256 MiB; given flags take units,
+        // and 0 means unlimited (retention) or off (the floor).
+        let parse = |flags: &[&str]| {
+            let args = Args::try_parse_from([&["girok-server"], flags].concat()).unwrap();
+            let config = args.logs_config();
+            (config.retention, config.min_free_disk)
+        };
+        assert_eq!(parse(&[]), (Retention::UNLIMITED, 256 << 20));
+        let given = ["--retention-bytes", "1GiB", "--retention-age", "7d", "--min-free-disk", "0"];
+        let week = Retention { max_bytes: Some(1 << 30), max_age_ms: Some(7 * 86_400_000) };
+        assert_eq!(parse(&given), (week, 0));
+        let zero = ["--retention-bytes", "0", "--retention-age", "0s"];
+        assert_eq!(parse(&zero).0, Retention::UNLIMITED);
+    }
 
     #[test]
     fn connections_and_logs_share_the_descriptors() {

@@ -69,6 +69,17 @@ impl Shared {
             Some(_) => self.roll_if_older(rules, now_ms)?,
             None => false,
         };
+        // Most passes find nothing to do: tell under the shared lock, so that they never take
+        // the exclusive one. (The deletion lock is taken before the state lock, never inside.)
+        let pending = !self.deleting.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        {
+            let state = self.read_locked(&self.state);
+            state.check_open()?;
+            if !pending && expired(&state, rules, now_ms) == 0 {
+                let lowest = state.segments[0].base();
+                return Ok(Enforced { rolled, lowest, ..Enforced::default() });
+            }
+        }
         let (deleted_segments, deleted_bytes, lowest) =
             self.drop_oldest(|state| expired(state, rules, now_ms))?;
         Ok(Enforced { rolled, deleted_segments, deleted_bytes, lowest })
