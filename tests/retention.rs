@@ -227,3 +227,23 @@ async fn the_binary_refuses_appends_below_min_free_disk_and_takes_them_again_whe
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_applies_size_retention_by_itself_after_a_roll() {
+    // No explicit pass: the retention thread wakes on the roll that sealed the fifth segment
+    // and deletes down to the limit, well within its once-a-second schedule.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = open_registry(&dir, LogsConfig::default());
+    logs.create("rolled", settings(Some(400), None)).unwrap();
+    let server = start_registry(Arc::clone(&logs), ServerConfig::default()).await;
+    let mut client = LogClient::new(server.channel().await);
+    for _ in 0..21 {
+        client.produce(produce("rolled", vec![5; 16])).await.unwrap();
+    }
+    let start = Instant::now();
+    while offsets(&mut client, "rolled").await.0 < 16 {
+        assert!(start.elapsed() < Duration::from_secs(5), "size retention never ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(offsets(&mut client, "rolled").await, (16, 21));
+}
