@@ -33,11 +33,14 @@
 //!   - `storage::locks`: the one lock-poisoning policy (a poisoned lock turns a log read-only).
 //!   - `storage::events`: [`storage::StorageEvents`], how storage reports syncs and appended
 //!     batches to its embedder (the server's metrics) without importing a metrics crate.
+//!   - `storage::retention`: [`storage::Retention`], the rules by which a log deletes its oldest
+//!     segments.
 //!   - `storage::disk`: the segmented on-disk log, one idea per file: `config` (segment sizes,
 //!     [`storage::FsyncPolicy`]), `group` ([`storage::DiskGroup`]: the sealed-file cache and the
 //!     syncer the logs of one server share), `commit` (the commit point and group commit),
 //!     `syncer` (a group's interval sync thread), `sealed` (the bounded cache of sealed segments'
-//!     open files), `dir` (the directory's lock, file names and listing), `segment`
+//!     open files), `retention` (rolling aged segments, deleting sealed ones outside the lock),
+//!     `free_space` (the group's free-space floor), `dir` (the directory's lock, file names and listing), `segment`
 //!     (a store + index pair), `recovery` (opening segments after a crash), `store` (checksummed
 //!     frames), `index` (the memory-mapped index: the only `unsafe` in the crate), `scan` (the
 //!     forward frame scan that tells a torn tail from damage in the middle), `fs` (the file seam
@@ -47,7 +50,8 @@
 //!   `default`), `settings` ([`logs::LogSettings`] and what is stored with a log), `catalog`
 //!   (where logs are kept: a data directory or memory), `data_dir` (one directory per log, with
 //!   crash-atomic create and delete, and the single-log layout moved into `logs/default/`), `fs`
-//!   (the directory seam a test replaces) and `parallel` (opening and closing many logs).
+//!   (the directory seam a test replaces), `parallel` (opening and closing many logs) and
+//!   `retention` (the one thread that applies every log's retention).
 //! - [`api`]: the generated gRPC types, server trait and client of package `log.v1`, and
 //!   [`api::errors`], the error-detail vocabulary server and client share.
 //! - [`server`]: [`server::run`] serves the `Log` service over a registry with health,

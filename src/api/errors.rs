@@ -13,6 +13,9 @@ pub mod reason {
     pub const RECORD_CORRUPT: &str = "RECORD_CORRUPT";
     /// `RESOURCE_EXHAUSTED`: the server's disk is full; retry later.
     pub const DISK_FULL: &str = "DISK_FULL";
+    /// `RESOURCE_EXHAUSTED`: the data volume has less free space than `--min-free-disk`;
+    /// appends resume by themselves once space is freed, reads go on.
+    pub const DISK_LOW: &str = "DISK_LOW";
     /// `RESOURCE_EXHAUSTED`: a message above a size limit; never retry it as is.
     pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
     /// `RESOURCE_EXHAUSTED`: the log has used every offset a `uint64` holds.
@@ -41,4 +44,6 @@ pub mod key {
     pub const LOG: &str = "log";
     /// A limit on a count (of logs).
     pub const LIMIT: &str = "limit";
+    /// The bytes free on the data volume.
+    pub const FREE_BYTES: &str = "free_bytes";
 }

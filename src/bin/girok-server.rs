@@ -12,7 +12,7 @@ use clap::{Parser, ValueEnum};
 use girok::admin::Admin;
 use girok::logs::{Logs, LogsConfig};
 use girok::server::{self, Metrics, Readiness, ServerConfig};
-use girok::storage::{DiskConfig, FsyncPolicy, LogConfig};
+use girok::storage::{DiskConfig, FsyncPolicy, LogConfig, Retention};
 use girok::units::{parse_duration, parse_size};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -69,6 +69,20 @@ struct Args {
     /// RESOURCE_EXHAUSTED (LOG_LIMIT).
     #[arg(long, env = "GIROK_MAX_LOGS", default_value_t = LogsConfig::default().max_logs)]
     max_logs: usize,
+    /// Server-wide retention by size (e.g. `1GiB`, or plain bytes): a log's sealed segments are
+    /// deleted, oldest first, while it holds more. A log's own `retention_bytes` overrides it
+    /// (0 there: unlimited). Unlimited unless given.
+    #[arg(long, env = "GIROK_RETENTION_BYTES", value_parser = parse_size)]
+    retention_bytes: Option<u64>,
+    /// Server-wide retention by age (e.g. `7d`, `12h`): a sealed segment is deleted once its
+    /// newest record is older, and the active segment rolls once its oldest is. A log's own
+    /// `retention_ms` overrides it (0 there: unlimited). Unlimited unless given.
+    #[arg(long, env = "GIROK_RETENTION_AGE", value_parser = parse_millis)]
+    retention_age: Option<Duration>,
+    /// Appends are refused (RESOURCE_EXHAUSTED, DISK_LOW) while the data volume has less free
+    /// space than this; reads go on, and appends resume once space is freed. 0 turns it off.
+    #[arg(long, env = "GIROK_MIN_FREE_DISK", default_value = "256MiB", value_parser = parse_size)]
+    min_free_disk: u64,
     /// How long in-flight calls get to finish on shutdown; a plain number is seconds.
     #[arg(long, env = "GIROK_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_seconds)]
     shutdown_grace: Duration,
@@ -137,6 +151,14 @@ impl Args {
             auto_create: self.auto_create_logs,
             max_logs: self.max_logs,
             events: metrics.storage_events(),
+            retention: Retention {
+                max_bytes: self.retention_bytes.filter(|&bytes| bytes > 0),
+                max_age_ms: self
+                    .retention_age
+                    .map(|age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+                    .filter(|&ms| ms > 0),
+            },
+            min_free_disk: self.min_free_disk,
         }
     }
 
@@ -339,7 +361,27 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
-    use super::fit_descriptors;
+    use clap::Parser;
+    use girok::storage::Retention;
+
+    use super::{Args, fit_descriptors};
+
+    #[test]
+    fn retention_is_unlimited_and_the_floor_256_mib_unless_given() {
+        // No flags: retention keeps everything, the floor is 256 MiB; given flags take units,
+        // and 0 means unlimited (retention) or off (the floor).
+        let parse = |flags: &[&str]| {
+            let args = Args::try_parse_from([&["girok-server"], flags].concat()).unwrap();
+            let config = args.logs_config(&girok::server::Metrics::new(1));
+            (config.retention, config.min_free_disk)
+        };
+        assert_eq!(parse(&[]), (Retention::UNLIMITED, 256 << 20));
+        let given = ["--retention-bytes", "1GiB", "--retention-age", "7d", "--min-free-disk", "0"];
+        let week = Retention { max_bytes: Some(1 << 30), max_age_ms: Some(7 * 86_400_000) };
+        assert_eq!(parse(&given), (week, 0));
+        let zero = ["--retention-bytes", "0", "--retention-age", "0s"];
+        assert_eq!(parse(&zero).0, Retention::UNLIMITED);
+    }
 
     #[test]
     fn connections_and_logs_share_the_descriptors() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::Result;
 use super::name::DEFAULT_LOG;
 use super::settings::LogMeta;
-use crate::storage::{CommitLog, LogConfig, MemoryLog};
+use crate::storage::{CommitLog, DiskGroup, LogConfig, MemoryLog};
 
 /// A log a catalog opened, or one it could not open.
 pub(crate) struct Opened {
@@ -47,6 +47,11 @@ pub(crate) trait Catalog: Send + Sync + Debug {
     fn purge(&self) {}
     /// Opens a stored log again (after a removal that failed).
     fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>>;
+    /// The disk group the logs share (their free-space floor and roll signal); `None` for logs
+    /// kept in memory.
+    fn group(&self) -> Option<&DiskGroup> {
+        None
+    }
 }
 
 /// Logs kept in memory: nothing survives the process. One log may be given, under a name.

@@ -307,6 +307,10 @@ impl Catalog for DataDir {
         }
     }
 
+    fn group(&self) -> Option<&DiskGroup> {
+        Some(&self.group)
+    }
+
     fn reopen(&self, name: &str, meta: &LogMeta) -> Result<Arc<dyn CommitLog>> {
         self.open_log(name, meta)
     }

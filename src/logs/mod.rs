@@ -11,6 +11,7 @@
 //! | `data_dir.rs` | the data directory: one directory per log, crash-atomic create and delete |
 //! | `fs.rs` | the directory seam a test replaces to crash at any step |
 //! | `parallel.rs` | opening and closing many logs on a few threads |
+//! | `retention.rs` | the thread that applies every log's retention, and the free-space floor |
 //! | `error.rs` | the registry's [`Error`] |
 //!
 //! # Concurrency
@@ -36,6 +37,7 @@ pub mod fs;
 mod fs;
 pub mod name;
 mod parallel;
+mod retention;
 mod settings;
 
 use std::collections::BTreeMap;
@@ -48,12 +50,13 @@ use tokio::sync::watch;
 pub use activity::Activity;
 pub use error::{Error, Result};
 pub use name::DEFAULT_LOG;
+pub use retention::{INTERVAL as RETENTION_INTERVAL, RetentionTask};
 pub use settings::{LogMeta, LogSettings, MIN_SEGMENT_BYTES};
 
 use self::catalog::{Catalog, MemoryCatalog, Opened};
 use self::data_dir::DataDir;
 use self::fs::{DirOps, OsDirs};
-use crate::storage::{CommitLog, DiskConfig, LogConfig, NoEvents, StorageEvents};
+use crate::storage::{CommitLog, DiskConfig, LogConfig, NoEvents, Retention, StorageEvents};
 
 /// How the registry treats logs nobody created explicitly, and how many it holds.
 #[derive(Clone, Debug)]
@@ -64,11 +67,22 @@ pub struct LogsConfig {
     pub max_logs: usize,
     /// Told of every disk log's syncs and appended batches. Default [`NoEvents`].
     pub events: Arc<dyn StorageEvents>,
+    /// The retention of logs whose settings leave it absent. Default unlimited.
+    pub retention: Retention,
+    /// Appends are refused while the data volume has less free than this many bytes. Default 0
+    /// (never); the server binary's `--min-free-disk` defaults to 256 MiB.
+    pub min_free_disk: u64,
 }
 
 impl Default for LogsConfig {
     fn default() -> Self {
-        Self { auto_create: true, max_logs: 10_000, events: Arc::new(NoEvents) }
+        Self {
+            auto_create: true,
+            max_logs: 10_000,
+            events: Arc::new(NoEvents),
+            retention: Retention::UNLIMITED,
+            min_free_disk: 0,
+        }
     }
 }
 
@@ -243,6 +257,9 @@ impl Logs {
         let opened = catalog.open_all()?;
         let last_created_ms = opened.iter().map(|o| o.meta.created_ms).max().unwrap_or(0);
         let open = opened.into_iter().map(|o| (o.name.clone(), LogEntry::new(o))).collect();
+        if let Some(group) = catalog.group() {
+            group.set_min_free_bytes(config.min_free_disk);
+        }
         Ok(Self {
             catalog,
             max_logs: AtomicUsize::new(config.max_logs),

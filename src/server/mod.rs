@@ -64,6 +64,9 @@ pub enum ServerError {
     /// A descriptor set could not be registered with reflection.
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The retention thread could not be started.
+    #[error("starting the retention thread: {0}")]
+    Retention(#[from] std::io::Error),
 }
 
 /// Serves the Log service, health and reflection on `listener` until `shutdown` resolves, then
@@ -74,6 +77,8 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    // Applies every log's retention until the server stops.
+    let _retention = logs.start_retention()?;
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
     let (health, health_service) = tonic_health::server::health_reporter();

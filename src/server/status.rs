@@ -12,6 +12,7 @@
 //! | `--max-logs` reached | `RESOURCE_EXHAUSTED` | `ErrorInfo` `LOG_LIMIT` |
 //! | message above the decode limit, record above the encode limit | `RESOURCE_EXHAUSTED` | `ErrorInfo` `MESSAGE_TOO_LARGE` |
 //! | disk full | `RESOURCE_EXHAUSTED` | `ErrorInfo` `DISK_FULL` |
+//! | data volume below `--min-free-disk` (appends only) | `RESOURCE_EXHAUSTED` | `ErrorInfo` `DISK_LOW` |
 //! | offsets exhausted | `RESOURCE_EXHAUSTED` | `ErrorInfo` `OFFSETS_EXHAUSTED` |
 //! | corrupt record | `DATA_LOSS` | `ErrorInfo` `RECORD_CORRUPT` |
 //! | read-only log, I/O, anything else | `INTERNAL` | — (no paths) |
@@ -121,6 +122,17 @@ impl From<Error> for Status {
                 "the log's disk is full; retry later".into(),
                 reason::DISK_FULL,
                 &[],
+            ),
+            Error::DiskLow { free, floor } => with_info(
+                Code::ResourceExhausted,
+                format!(
+                    "the data volume has {} free, below --min-free-disk {}; appends resume once \
+                     space is freed",
+                    bytesize::ByteSize(free).display().iec(),
+                    bytesize::ByteSize(floor).display().iec()
+                ),
+                reason::DISK_LOW,
+                &[(key::FREE_BYTES, free.to_string()), (key::LIMIT_BYTES, floor.to_string())],
             ),
             Error::OffsetsExhausted { next } => with_info(
                 Code::ResourceExhausted,

@@ -47,6 +47,15 @@ pub enum Error {
     /// The disk is full; nothing of the failed append was kept.
     #[error("no space left on the log's device")]
     StorageFull,
+    /// The data volume has less free space than the floor the log keeps: appends are refused
+    /// until space is freed (by retention or an operator); reads go on.
+    #[error("the data volume has {free} bytes free, below the floor of {floor} bytes")]
+    DiskLow {
+        /// The bytes free to an unprivileged writer when last measured.
+        free: u64,
+        /// The floor.
+        floor: u64,
+    },
     /// A sync failed earlier (or a lock was poisoned by a panic); the log refuses appends until
     /// it is reopened.
     #[error("log is read-only after a failed sync: {0}")]

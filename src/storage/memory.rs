@@ -1,7 +1,8 @@
 //! [`MemoryLog`]: the [`CommitLog`] contract kept in memory, for tests and embedding.
 //!
 //! Invariant: `records[i].offset == lowest + i`, and `lowest + records.len()` is the commit point
-//! published on the watch. Nothing survives the process.
+//! published on the watch. Nothing survives the process. It has no segments, so it ignores
+//! [`Retention`](super::Retention) (the trait's default): it keeps everything.
 
 use std::collections::VecDeque;
 use std::ops::Range;

@@ -11,6 +11,7 @@
 //! | `events.rs` | [`StorageEvents`]: what storage reports to its embedder (syncs, batches) |
 //! | `locks.rs` | the one lock-poisoning policy |
 //! | `memory.rs` | [`MemoryLog`] |
+//! | `retention.rs` | [`Retention`]: the rules by which a log deletes its oldest segments |
 //! | `disk/` | [`DiskLog`], the [`DiskGroup`] of logs that share a server, and their files |
 
 mod config;
@@ -19,6 +20,7 @@ pub(crate) mod error;
 pub mod events;
 pub(crate) mod locks;
 mod memory;
+mod retention;
 
 use std::ops::Range;
 
@@ -30,6 +32,7 @@ pub use disk::{DiskConfig, DiskGroup, DiskLog, FsyncPolicy};
 pub use error::{Error, Result};
 pub use events::{NoEvents, StorageEvents};
 pub use memory::MemoryLog;
+pub use retention::{Enforced, Retention};
 
 /// One record of a log, as storage holds it and as the client hands it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,13 +139,27 @@ pub trait CommitLog: Send + Sync + 'static {
     fn segment_count(&self) -> usize {
         1
     }
+
+    /// Applies `rules` at `now_ms` (milliseconds since the epoch): rolls the active segment
+    /// once its oldest record is past the age limit, then deletes whole sealed segments, oldest
+    /// first and never the active one, while the log is over the size limit or the oldest
+    /// one's newest record is past the age limit. The new lowest offset shows at once; the
+    /// files go after, without holding up appends or reads. Logs without segments
+    /// ([`MemoryLog`]) keep everything and say so.
+    fn enforce_retention(&self, _rules: Retention, _now_ms: u64) -> Result<Enforced> {
+        Ok(Enforced { lowest: self.lowest_offset(), ..Enforced::default() })
+    }
 }
 
 /// The timestamp of a record appended after one stamped `previous`: now in milliseconds since
 /// the Unix epoch, or `previous` if the clock says earlier.
 pub(crate) fn next_timestamp(previous: u64) -> u64 {
-    let now = std::time::SystemTime::now()
+    now_ms().max(previous)
+}
+
+/// Now, in milliseconds since the Unix epoch: the clock records are stamped and aged by.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    now.max(previous)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

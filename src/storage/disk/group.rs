@@ -10,6 +10,11 @@
 //! - **One [`StorageEvents`] listener**, told of every log's syncs and appended batches
 //!   ([`NoEvents`] unless [`DiskGroup::with_events`] names one).
 //!
+//! - **One free-space floor** (`free_space`) on the data volume, which every member's appends
+//!   check against one cached measurement.
+//! - **One roll signal** (`retention`), which wakes whoever enforces retention when a member
+//!   seals a segment.
+//!
 //! Nothing on the append path is shared: each log keeps its own lock, write position and group
 //! commit, so appends to different logs proceed in parallel. A log opened with
 //! [`DiskLog::open`](super::DiskLog::open) has a private group of its own; logs opened with
@@ -24,6 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
+use super::free_space::FreeSpace;
+use super::retention::Rolls;
 use super::sealed::SealedFiles;
 use super::syncer::{IntervalSync, Syncer};
 use crate::storage::{NoEvents, Result, StorageEvents};
@@ -49,6 +56,10 @@ struct Inner {
     syncer: OnceLock<Syncer>,
     /// Held while starting the syncer, so that two members starting at once start one thread.
     starting: Mutex<()>,
+    /// The free-space floor of the members' data volume.
+    free: Arc<FreeSpace>,
+    /// Counts the members' rolls, for [`DiskGroup::wait_for_roll`].
+    rolls: Arc<Rolls>,
 }
 
 impl DiskGroup {
@@ -68,6 +79,8 @@ impl DiskGroup {
                 next_id: AtomicU64::new(0),
                 syncer: OnceLock::new(),
                 starting: Mutex::new(()),
+                free: Arc::default(),
+                rolls: Arc::default(),
             }),
         }
     }
@@ -76,6 +89,38 @@ impl DiskGroup {
     #[cfg(feature = "internals")]
     pub fn open_sealed_segments(&self) -> usize {
         self.inner.sealed.len()
+    }
+
+    /// Refuses the members' appends with [`Error::DiskLow`](crate::storage::Error::DiskLow)
+    /// while their data volume has less than `bytes` free (0: never). Takes effect at once.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.inner.free.set_floor(bytes);
+    }
+
+    /// The free-space floor in force (see [`set_min_free_bytes`](Self::set_min_free_bytes)).
+    pub fn min_free_bytes(&self) -> u64 {
+        self.inner.free.floor()
+    }
+
+    /// Waits until a member has rolled a segment since the roll count was `seen`, or `timeout`
+    /// passed; returns the roll count. Whoever enforces retention waits here between passes.
+    pub fn wait_for_roll(&self, seen: u64, timeout: Duration) -> u64 {
+        self.inner.rolls.wait(seen, timeout)
+    }
+
+    /// Wakes every [`wait_for_roll`](Self::wait_for_roll) at once, as a roll would.
+    pub fn wake_retention(&self) {
+        self.inner.rolls.rolled();
+    }
+
+    /// The group's free-space floor.
+    pub(super) fn free(&self) -> &Arc<FreeSpace> {
+        &self.inner.free
+    }
+
+    /// The group's roll signal.
+    pub(super) fn rolls(&self) -> &Arc<Rolls> {
+        &self.inner.rolls
     }
 
     /// A new member's id.

@@ -22,6 +22,8 @@
 //! | `dir.rs` | the directory: its lock, file names, listing, directory syncs |
 //! | `segment.rs` | one store + index pair |
 //! | `sealed.rs` | a group's bounded cache of sealed segments' open files |
+//! | `retention.rs` | rolling aged active segments, deleting sealed ones outside the lock |
+//! | `free_space.rs` | the group's free-space floor on the data volume |
 //! | `recovery.rs` | opening segments after a clean stop or a crash |
 //! | `store.rs`, `index.rs`, `scan.rs` | the store file, the mapped index, the forward frame scan |
 //! | `fs.rs` | the narrow file seam stores are written through |
@@ -61,6 +63,7 @@ macro_rules! internal_mod {
 mod commit;
 mod config;
 pub(crate) mod dir;
+mod free_space;
 internal_mod!(fs);
 mod group;
 internal_mod!(
@@ -68,6 +71,7 @@ internal_mod!(
     index
 );
 mod recovery;
+mod retention;
 mod scan;
 mod sealed;
 mod segment;
@@ -79,7 +83,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -90,15 +94,19 @@ pub use verify::{SegmentReport, VerifyReport, verify};
 
 use self::commit::Commit;
 use self::config::MIN_STORE_BYTES;
+use self::free_space::FreeSpace;
 use self::fs::{DirSyncError, FileOpener, OsFiles};
 use self::index::grown_capacity;
+use self::retention::Rolls;
 use self::sealed::SealedFiles;
 use self::segment::{Located, Segment};
 pub(crate) use self::store::FRAME_HEADER_BYTES;
 use self::store::{decode_frame, encode_frame};
 use self::syncer::IntervalSync;
 use super::locks::Locks;
-use super::{CommitLog, Error, LogConfig, Record, Result, StorageEvents, next_timestamp};
+use super::{
+    CommitLog, Enforced, Error, LogConfig, Record, Result, Retention, StorageEvents, next_timestamp,
+};
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
 #[derive(Debug)]
@@ -129,6 +137,14 @@ struct Shared {
     /// The group's cache of sealed segments' open files, for reads. Its lock is taken after
     /// `state` is released.
     sealed: Arc<SealedFiles>,
+    /// The group's free-space floor, checked before every append.
+    free: Arc<FreeSpace>,
+    /// The group's roll signal, raised after every roll.
+    rolls: Arc<Rolls>,
+    /// Bases of segments taken out of the state whose files are still to be unlinked, oldest
+    /// first; held over the unlinks so that deletions run one at a time (see `retention`).
+    /// Taken before `state`; appends never take it.
+    deleting: Mutex<Vec<u64>>,
     /// The write position the last successful sync covered: the interval syncer skips a log
     /// with nothing new, so idle logs cost it no `fdatasync`.
     synced: AtomicU64,
@@ -273,6 +289,9 @@ impl DiskLog {
             }),
             commit: Commit::new(written),
             sealed: Arc::clone(group.sealed()),
+            free: Arc::clone(group.free()),
+            rolls: Arc::clone(group.rolls()),
+            deleting: Mutex::new(Vec::new()),
             // Recovery left everything it found durable.
             synced: AtomicU64::new(written),
             lock,
@@ -383,6 +402,7 @@ impl Shared {
         state.store_bytes += segment.store_size();
         state.segments.push(segment);
         state.dir_unsynced = true;
+        self.rolls.rolled();
         self.sync_dir(state)
     }
 
@@ -408,6 +428,7 @@ impl Shared {
 
     fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
         self.config.log.check_values(values)?;
+        self.free.check(&self.dir)?;
         // Checksums of the payloads are the costly part; compute them before taking the lock.
         let crcs: Vec<u32> = values.iter().map(|v| crc32c::crc32c(v)).collect();
         let frame_bytes: u64 = values.iter().map(|v| FRAME_HEADER_BYTES + v.len() as u64).sum();
@@ -447,6 +468,7 @@ impl Shared {
         let appended = state.active().append(&frames, &starts);
         give_back_scratch(frames);
         appended?;
+        state.active().stamped(timestamp_ms);
         if self.config.fsync == FsyncPolicy::Always {
             // Every append waits for a sync here: zeros ahead keep those syncs data-only.
             state.active().fill_ahead(self.max_store_bytes());
@@ -609,27 +631,18 @@ impl CommitLog for DiskLog {
         self.shared.config.log.max_record_bytes
     }
 
+    /// Takes the segments out under the lock and unlinks their files after releasing it (see
+    /// `retention`).
     fn truncate(&self, lowest: u64) -> Result<u64> {
-        let shared = &self.shared;
-        let mut state = shared.write_locked(&shared.state);
-        state.check_open()?;
-        let bound = lowest.min(shared.commit.point());
-        let keep = state.segments.iter().position(|s| s.end() > bound);
-        let keep = keep.unwrap_or(state.segments.len()).min(state.segments.len() - 1);
-        if keep > 0 {
-            shared.sealed.evict_below(shared.id, state.segments[keep].base());
-        }
-        let mut removed = 0;
-        while removed < keep {
-            let segment = state.segments.remove(0);
-            state.store_bytes -= segment.store_size();
-            segment.delete(&shared.dir)?;
-            removed += 1;
-        }
-        if removed > 0 {
-            shared.opener.sync_dir(&shared.dir).map_err(dir_sync_io)?;
-        }
-        Ok(state.segments[0].base())
+        let bound = lowest.min(self.shared.commit.point());
+        let choose = |state: &State| {
+            state.segments.iter().position(|s| s.end() > bound).unwrap_or(state.segments.len())
+        };
+        Ok(self.shared.drop_oldest(choose)?.2)
+    }
+
+    fn enforce_retention(&self, rules: Retention, now_ms: u64) -> Result<Enforced> {
+        self.shared.enforce_retention(rules, now_ms)
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {

@@ -16,7 +16,7 @@ use super::dir::{index_path, store_path};
 use super::fs::{FileOpener, SegmentFile};
 use super::index::{Index, grown_capacity};
 use super::scan::{all_zeros, scan};
-use super::segment::{Segment, Span};
+use super::segment::{Segment, Span, Times};
 use super::store::{FRAME_HEADER_BYTES, FrameHeader, STORE_HEADER_BYTES, Store, check_header};
 use crate::storage::{Error, Result};
 
@@ -59,8 +59,9 @@ pub(super) fn open_sealed(
         }
     };
     let span = Span { base, entries: index.capacity(), end: next_base, store_size: store.size() };
+    let times = record_times(&store, &index, span.entries);
     // The files close here: a sealed segment's are opened again only while reads need them.
-    Ok(Segment::sealed(span))
+    Ok(Segment::sealed(span).with_times(times))
 }
 
 /// Opens the last segment of a log for appending: trusts the index as far as it checks out,
@@ -122,7 +123,20 @@ pub(super) fn open_active(
     if !found.corrupt.is_empty() {
         tracing::error!(base, corrupt = ?found.corrupt, "active segment has corrupt records");
     }
-    Ok(Segment::active(base, store, index, entries))
+    let times = record_times(&store, &index, entries);
+    Ok(Segment::active(base, store, index, entries).with_times(times))
+}
+
+/// The timestamps of the first and last of a segment's `entries` records, from their frame
+/// headers (two small reads, never a scan); `None` when it holds none or either is unreadable.
+fn record_times(store: &Store, index: &Index, entries: u64) -> Option<Times> {
+    let time_at = |i: u64| {
+        let pos = index.position(i)?;
+        (pos.saturating_add(FRAME_HEADER_BYTES) <= store.size())
+            .then(|| frame_header(store, pos).ok().map(|h| h.timestamp_ms))?
+    };
+    let last = entries.checked_sub(1)?;
+    Some(Times { oldest_ms: time_at(0)?, newest_ms: time_at(last)? })
 }
 
 /// Opens a store and checks its header.

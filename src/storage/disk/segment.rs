@@ -59,12 +59,24 @@ struct Active {
     index: Index,
 }
 
-/// A segment: its span, and its files while it is active.
+/// A segment: its span, its records' times, and its files while it is active.
 #[derive(Debug)]
 pub(super) struct Segment {
     span: Span,
     /// `Some` while the segment is appended to; `None` once sealed.
     active: Option<Active>,
+    /// The timestamps of its first and last records, `None` while it holds none (or they could
+    /// not be read at open): retention by age reads them, never the files.
+    times: Option<Times>,
+}
+
+/// The timestamps of a segment's oldest and newest records, in milliseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Times {
+    /// The first record's (records never go back in time within a log: the oldest).
+    pub(super) oldest_ms: u64,
+    /// The last record's (the newest).
+    pub(super) newest_ms: u64,
 }
 
 impl Segment {
@@ -92,13 +104,30 @@ impl Segment {
     pub(super) fn active(base: u64, store: Store, index: Index, entries: u64) -> Self {
         debug_assert!(entries <= index.capacity(), "more entries than the index holds");
         let span = Span { base, entries, end: base + entries, store_size: store.size() };
-        Self { span, active: Some(Active { store, index }) }
+        Self { span, active: Some(Active { store, index }), times: None }
     }
 
     /// A sealed segment covering `span`, its files closed.
     pub(super) fn sealed(span: Span) -> Self {
         debug_assert!(span.end >= span.base + span.entries, "a segment ends before its entries");
-        Self { span, active: None }
+        Self { span, active: None, times: None }
+    }
+
+    /// The segment with its records' times, as recovery read them from its frames.
+    pub(super) fn with_times(mut self, times: Option<Times>) -> Self {
+        self.times = times;
+        self
+    }
+
+    /// Its records' times; `None` while it holds none.
+    pub(super) fn times(&self) -> Option<Times> {
+        self.times
+    }
+
+    /// Notes that records stamped `timestamp_ms` were just appended.
+    pub(super) fn stamped(&mut self, timestamp_ms: u64) {
+        let oldest_ms = self.times.map_or(timestamp_ms, |t| t.oldest_ms);
+        self.times = Some(Times { oldest_ms, newest_ms: timestamp_ms });
     }
 
     /// What the segment covers.
@@ -201,11 +230,15 @@ impl Segment {
         index.seal(self.span.entries)
     }
 
-    /// Deletes the segment's files.
-    pub(super) fn delete(self, dir: &Path) -> io::Result<()> {
-        let store = store_path(dir, self.span.base);
-        std::fs::remove_file(&store).map_err(at(&store))?;
-        let index = index_path(dir, self.span.base);
+    /// Deletes the files of the segment based at `base`: the store first, so that a crash
+    /// between the two leaves an index without a store, which the next open deletes.
+    pub(super) fn delete(dir: &Path, base: u64) -> io::Result<()> {
+        let store = store_path(dir, base);
+        match std::fs::remove_file(&store) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(at(&store)(err)),
+            _ => {}
+        }
+        let index = index_path(dir, base);
         match std::fs::remove_file(&index) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(at(&index)(err)),
             _ => Ok(()),
