@@ -164,10 +164,7 @@ fn reads(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion(Duration::from_secs(3));
     targets = append_single, append_batched, append_batched_concurrent, reads
 }
 criterion_main!(benches);
