@@ -504,3 +504,33 @@ async fn a_log_that_could_not_be_opened_is_unavailable_but_listed_and_deletable(
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_updated_segment_size_takes_effect_at_once() {
+    // UpdateLog's segment_bytes applies to the very next appends, without a restart: records
+    // that fitted one segment now roll a new one each.
+    let server = serve(LogsConfig::default()).await;
+    let mut client = server.client().await;
+    let stores = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("logs/orders"))
+            .unwrap()
+            .filter(|entry| {
+                entry.as_ref().unwrap().path().extension().is_some_and(|e| e == "store")
+            })
+            .count()
+    };
+    bounded("segment_bytes update", async {
+        for _ in 0..5 {
+            client.produce(produce("orders", &"x".repeat(100))).await.unwrap();
+        }
+        assert_eq!(stores(server.dir.path()), 1);
+        let small = LogSettings { segment_bytes: Some(64), ..LogSettings::default() };
+        let update = UpdateLogRequest { name: "orders".into(), settings: Some(small) };
+        client.update_log(update).await.unwrap();
+        for _ in 0..3 {
+            client.produce(produce("orders", &"x".repeat(100))).await.unwrap();
+        }
+        assert_eq!(stores(server.dir.path()), 4, "one segment per record once rolled at 64 bytes");
+    })
+    .await;
+}
