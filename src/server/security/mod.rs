@@ -2,6 +2,7 @@
 //!
 //! | file | owns |
 //! |------|------|
+//! | `tokens.rs` | the `--auth-tokens` file: bearer tokens, compared in constant time, never printed |
 //! | `acl.rs` | the `--acl` policy: which subject may produce, consume or administer which logs |
 
 // Not yet wired into the server: the accept path, the authentication layer and the flags that
@@ -9,3 +10,4 @@
 #![allow(dead_code)]
 
 pub(crate) mod acl;
+pub(crate) mod tokens;
