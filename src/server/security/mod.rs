@@ -2,6 +2,7 @@
 //!
 //! | file | owns |
 //! |------|------|
+//! | `files.rs` | loading `--tls-cert`, `--tls-key` and `--tls-client-ca`, each error naming its file; a client certificate's Common Name |
 //! | `tokens.rs` | the `--auth-tokens` file: bearer tokens, compared in constant time, never printed |
 //! | `acl.rs` | the `--acl` policy: which subject may produce, consume or administer which logs |
 
@@ -10,4 +11,5 @@
 #![allow(dead_code)]
 
 pub(crate) mod acl;
+pub(crate) mod files;
 pub(crate) mod tokens;
