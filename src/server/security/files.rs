@@ -349,6 +349,24 @@ mod tests {
     }
 
     #[test]
+    fn the_loaded_roots_verify_their_own_clients_and_no_one_elses() {
+        use rustls::server::WebPkiClientVerifier;
+
+        let (ours, theirs) = (Pki::new(), Pki::new());
+        let roots = client_roots(&ours.ca()).expect("load");
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(roots, Arc::new(ring::default_provider()))
+                .build()
+                .expect("a verifier");
+        let verify = |pki: &Pki| {
+            let der = CertificateDer::from_pem_file(pki.client("alice").0).unwrap();
+            verifier.verify_client_cert(&der, &[], rustls::pki_types::UnixTime::now())
+        };
+        assert!(verify(&ours).is_ok());
+        assert!(verify(&theirs).is_err(), "a certificate from another CA");
+    }
+
+    #[test]
     fn a_client_ca_file_without_certificates_is_an_error_naming_it() {
         let pki = Pki::new();
         let empty = pki.dir().join("empty-ca.pem");
