@@ -83,7 +83,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -142,8 +142,9 @@ struct Shared {
     /// The group's roll signal, raised after every roll.
     rolls: Arc<Rolls>,
     /// Bases of segments taken out of the state whose files are still to be unlinked, oldest
-    /// first; held over the unlinks so that deletions run one at a time (see `retention`).
-    /// Taken before `state`; appends never take it.
+    /// first; held over the unlinks so that deletions run one at a time (see `retention`), and
+    /// by `close`, so that no unlink by path outlives the log. Taken before `state` (and before
+    /// the sync turn); appends never take it.
     deleting: Mutex<Vec<u64>>,
     /// The write position the last successful sync covered: the interval syncer skips a log
     /// with nothing new, so idle logs cost it no `fdatasync`.
@@ -662,6 +663,10 @@ impl CommitLog for DiskLog {
 
     fn close(&self) -> Result<()> {
         let shared = &self.shared;
+        // Waits for a retention unlink in progress, which names files by path: once `close`
+        // returns, the directory may be renamed away and a new log created at its path, whose
+        // files a late unlink would delete. Taken before the state lock, as everywhere.
+        let _deleting = shared.deleting.lock().unwrap_or_else(PoisonError::into_inner);
         // Before taking the sync turn: a sync of this log in progress on the syncer holds it.
         self.group.stop_syncing(shared.id);
         let _turn = shared.commit.turn();

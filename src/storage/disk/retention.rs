@@ -14,6 +14,11 @@
 //! whose unlink fails stays on the `deleting` list, with every later one, and the next deletion
 //! retries them first.
 //!
+//! The unlinks name files by path, so `close` takes the `deleting` lock too: it waits for the
+//! unlinks in progress, and none starts after it. A log deleted (closed, its directory renamed
+//! away) and created again at the same path, whose first segment has the name of one retention
+//! was deleting, so never loses that segment.
+//!
 //! Each sealed segment's newest record time is kept in memory (`Segment::times`), learned when
 //! it is written and, at open, from its last frame's header: deciding what is too old reads no
 //! file.
@@ -299,5 +304,46 @@ mod tests {
         assert_eq!(*seen.borrow(), Some((true, 12, 8, true)));
         assert!(!store_path(dir.path(), 0).exists(), "unlinked afterwards");
         assert_eq!(log.read(12).unwrap().value, "meanwhile");
+    }
+
+    #[test]
+    fn a_log_deleted_and_recreated_during_retention_keeps_the_new_logs_files() {
+        // A log closed while retention is about to unlink its segments, its directory renamed
+        // away and a new log created at the same path (a `DeleteLog` then a `CreateLog`): the
+        // close waits for the unlinks, so they never reach the new log's first segment, which
+        // has the same name as a deleted one.
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("log");
+        let log = std::sync::Arc::new(log_of_segments(&path, 12));
+        let (old, at) = (std::sync::Arc::clone(&log), path.clone());
+        let trash = parent.path().join("trash");
+        let started = std::rc::Rc::new(RefCell::new(None));
+        let handle = std::rc::Rc::clone(&started);
+        BEFORE_UNLINKS.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move |_: &Shared| {
+                let (old, at, trash) = (old.clone(), at.clone(), trash.clone());
+                let (done, finished) = std::sync::mpsc::channel();
+                let again = std::thread::spawn(move || {
+                    old.close().unwrap();
+                    std::fs::rename(&at, &trash).unwrap();
+                    let new = DiskLog::open(&at, DiskConfig::default()).unwrap();
+                    new.append_batch(&vec![Bytes::from_static(b"new"); 3]).unwrap();
+                    new.close().unwrap();
+                    let _ = done.send(());
+                });
+                // Without the wait in `close`, the new log is complete well within this; with
+                // it, `close` is still waiting when the unlinks go ahead.
+                let _ = finished.recv_timeout(Duration::from_millis(500));
+                *handle.borrow_mut() = Some(again);
+            }));
+        });
+        let truncated = log.truncate(8);
+        BEFORE_UNLINKS.with(|hook| hook.borrow_mut().take());
+        assert_eq!(truncated.unwrap(), 8);
+        started.borrow_mut().take().expect("the hook ran").join().unwrap();
+        let new = DiskLog::open(&path, DiskConfig::default()).unwrap();
+        assert_eq!(new.next_offset(), 3, "the new log's records are all there");
+        assert_eq!(new.read(0).unwrap().value, "new");
+        new.close().unwrap();
     }
 }
