@@ -96,8 +96,9 @@ pub struct LogEntry {
     deleted: watch::Sender<bool>,
     /// Why the stored log could not be opened (then `log` is an empty, closed stand-in).
     failed: Option<String>,
-    /// What has been done to the log since it was opened; the metrics read it.
-    activity: Activity,
+    /// What has been done to the log since it was opened; the metrics read it, and keep it for a
+    /// scrape past the log's deletion to count its last increments.
+    activity: Arc<Activity>,
 }
 
 impl std::fmt::Debug for LogEntry {
@@ -120,7 +121,7 @@ impl LogEntry {
             log: opened.log,
             deleted: watch::Sender::new(false),
             failed: opened.failed,
-            activity: Activity::default(),
+            activity: Arc::default(),
         })
     }
 
@@ -151,7 +152,7 @@ impl LogEntry {
     }
 
     /// What has been done to the log since it was opened (appends, reads, retention).
-    pub fn activity(&self) -> &Activity {
+    pub fn activity(&self) -> &Arc<Activity> {
         &self.activity
     }
 
