@@ -22,10 +22,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::logs::name::OTHER_LOGS;
 use crate::logs::{Activity, LogEntry, Logs};
-
-/// The label of the logs summed together.
-pub(crate) const OTHER_LOGS: &str = "_other";
 
 /// One log's values at a scrape, or the sum of several.
 #[derive(Clone, Copy, Debug, Default)]
