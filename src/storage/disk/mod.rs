@@ -31,8 +31,9 @@
 //!
 //! # Concurrency and durability
 //!
-//! One `RwLock` per log guards its segments (nothing on the append path is shared with other
-//! logs of the group): an append takes it exclusively for one positional write per batch and its
+//! One `RwLock` per log guards its segments (no lock on the append path is shared with other
+//! logs of the group: the free-space floor is read from atomics, and events are reported after
+//! the log's lock is released): an append takes it exclusively for one positional write per batch and its
 //! index entries (and, now and then, growing the index or zero-filling ahead); reads take it
 //! shared just long enough to locate frames, copying positions out of the index, then read
 //! outside it. Under [`FsyncPolicy::Always`] appends then meet in `Commit::sync_to`: one thread
@@ -478,13 +479,15 @@ impl Shared {
         state.store_bytes += frames_len;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
-        self.events.on_append_batch(values.len());
         if self.config.fsync != FsyncPolicy::Always {
             self.commit.advance(end);
-            return Ok(start..end);
         }
+        // The listener may take a lock of its own (a histogram's): never under the log's.
         drop(guard);
-        self.commit.sync_to(end, || self.sync_now())?;
+        self.events.on_append_batch(values.len());
+        if self.config.fsync == FsyncPolicy::Always {
+            self.commit.sync_to(end, || self.sync_now())?;
+        }
         Ok(start..end)
     }
 
