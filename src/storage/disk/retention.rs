@@ -137,7 +137,14 @@ impl Shared {
         let (taken, bytes, lowest) = {
             let mut state = self.write_locked(&self.state);
             state.check_open()?;
-            let count = choose(&state).min(state.segments.len() - 1);
+            let mut count = choose(&state).min(state.segments.len() - 1);
+            // Never past the commit point: under `Always` a roll may have sealed a segment
+            // whose last records still wait for their group-commit sync, and the new lowest
+            // offset must stay at or below `next_offset`.
+            let point = self.commit.point();
+            while count > 0 && state.segments[count].base() > point {
+                count -= 1;
+            }
             let taken: Vec<u64> = state.segments.drain(..count).map(|s| s.base()).collect();
             let lowest = state.segments[0].base();
             let bytes =
@@ -196,6 +203,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::super::dir::store_path;
+    use super::super::fs::{FileOpener, OsFiles, SegmentFile};
     use super::super::{DiskConfig, DiskLog};
     use super::*;
     use crate::storage::{CommitLog, Error, now_ms};
@@ -304,6 +312,120 @@ mod tests {
         assert_eq!(*seen.borrow(), Some((true, 12, 8, true)));
         assert!(!store_path(dir.path(), 0).exists(), "unlinked afterwards");
         assert_eq!(log.read(12).unwrap().value, "meanwhile");
+    }
+
+    /// Store files whose next sync, once armed, waits until the test lets it go.
+    #[derive(Debug, Default)]
+    struct HeldSync {
+        armed: std::sync::atomic::AtomicBool,
+        /// 0: no sync held; 1: a sync is waiting; 2: let go.
+        held: Mutex<u8>,
+        changed: Condvar,
+    }
+
+    impl HeldSync {
+        fn set(&self, to: u8) {
+            *self.held.lock().unwrap() = to;
+            self.changed.notify_all();
+        }
+
+        fn wait_for(&self, value: u8) {
+            let held = self.held.lock().unwrap();
+            let (held, _) = self
+                .changed
+                .wait_timeout_while(held, Duration::from_secs(10), |h| *h != value)
+                .unwrap();
+            assert_eq!(*held, value, "never reached {value}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct HeldFiles(std::sync::Arc<HeldSync>);
+
+    #[derive(Debug)]
+    struct HeldFile(Box<dyn SegmentFile>, std::sync::Arc<HeldSync>);
+
+    impl FileOpener for HeldFiles {
+        fn open(
+            &self,
+            path: &std::path::Path,
+            create: bool,
+        ) -> std::io::Result<Box<dyn SegmentFile>> {
+            Ok(Box::new(HeldFile(OsFiles.open(path, create)?, std::sync::Arc::clone(&self.0))))
+        }
+    }
+
+    impl SegmentFile for HeldFile {
+        fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+            self.0.read_exact_at(buf, pos)
+        }
+
+        fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+            self.0.write_all_at(buf, pos)
+        }
+
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self.1.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.1.set(1);
+                self.1.wait_for(2);
+            }
+            self.0.sync_data()
+        }
+
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.0.set_len(len)
+        }
+
+        fn size(&self) -> std::io::Result<u64> {
+            self.0.size()
+        }
+    }
+
+    #[test]
+    fn retention_never_moves_the_lowest_offset_past_the_commit_point() {
+        // Under `always`, an append fills segment 0 and waits for its sync; the next one rolls
+        // and writes at 4 without being committed either. Size retention over a 1-byte limit
+        // then keeps segment 0 (its successor starts past next_offset) until the sync lands.
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::sync::Arc::new(HeldSync::default());
+        let opener = std::sync::Arc::new(HeldFiles(std::sync::Arc::clone(&held)));
+        let config = DiskConfig {
+            max_store_bytes: 200,
+            fsync: FsyncPolicy::Always,
+            ..DiskConfig::default()
+        };
+        let group = super::super::DiskGroup::new(4);
+        let log = std::sync::Arc::new(
+            DiskLog::open_through(dir.path(), config, &group, super::super::Locking::Own, opener)
+                .unwrap(),
+        );
+        let record = Bytes::from_static(&[7u8; 16]);
+        for _ in 0..3 {
+            log.append(record.clone()).unwrap();
+        }
+        held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let append = |log: &std::sync::Arc<DiskLog>| {
+            let (log, record) = (std::sync::Arc::clone(log), record.clone());
+            std::thread::spawn(move || log.append(record).unwrap())
+        };
+        let filling = append(&log);
+        held.wait_for(1);
+        let rolling = append(&log);
+        let start = std::time::Instant::now();
+        while log.shared.read_locked(&log.shared.state).written < 5 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the rolling append never wrote");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!((log.segment_count(), log.next_offset()), (2, 3));
+        let tiny = Retention { max_bytes: Some(1), max_age_ms: None };
+        let done = log.enforce_retention(tiny, now_ms()).unwrap();
+        assert_eq!((done.deleted_segments, done.lowest), (0, 0));
+        assert!(log.lowest_offset() <= log.next_offset());
+        held.set(2);
+        assert_eq!((filling.join().unwrap(), rolling.join().unwrap()), (3, 4));
+        let done = log.enforce_retention(tiny, now_ms()).unwrap();
+        assert_eq!((done.deleted_segments, done.lowest), (1, 4));
+        assert_eq!((log.lowest_offset(), log.next_offset()), (4, 5));
     }
 
     #[test]
