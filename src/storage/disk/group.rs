@@ -231,6 +231,26 @@ mod tests {
         assert!(events.fsyncs.load(Ordering::Relaxed) >= 2);
     }
 
+    #[test]
+    fn the_syncs_of_a_roll_are_reported_too() {
+        // Under `never` no append syncs, yet a roll syncs the full store twice (outside the lock
+        // first, then when sealing it), and so does age retention rolling an old active
+        // segment: the listener hears of each, as of any other sync.
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(Recorded::default());
+        let group = DiskGroup::with_events(4, Arc::clone(&events) as Arc<dyn StorageEvents>);
+        let log = DiskLog::open_in(dir.path(), tiny(FsyncPolicy::Never), &group).unwrap();
+        let fsyncs = || events.fsyncs.load(Ordering::Relaxed);
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!(fsyncs(), 0, "nothing synced before a roll");
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!((log.segment_count(), fsyncs()), (2, 2));
+        let newest = log.read(1).unwrap().timestamp_ms;
+        let old = crate::storage::Retention { max_bytes: None, max_age_ms: Some(1) };
+        assert!(log.enforce_retention(old, newest + 10).unwrap().rolled);
+        assert_eq!(fsyncs(), 4);
+    }
+
     /// Notes, at each event, whether its log's state lock was free.
     #[derive(Debug, Default)]
     struct Watching {

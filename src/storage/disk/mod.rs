@@ -390,13 +390,22 @@ impl Shared {
     }
 
     /// Seals the active segment and starts a new one at the write position whose index holds at
-    /// least `min_entries`.
-    fn roll(&self, state: &mut State, min_entries: u64) -> Result<()> {
+    /// least `min_entries`. Sealing syncs the store: how long that took goes to `sealing`, for
+    /// the caller to report once it has released the state lock.
+    fn roll(
+        &self,
+        state: &mut State,
+        min_entries: u64,
+        sealing: &mut Option<std::time::Duration>,
+    ) -> Result<()> {
         let active = state.active();
-        if !active.is_sealed()
-            && let Err(err) = active.seal()
-        {
-            return Err(self.commit.fail("sealing a segment", err));
+        if !active.is_sealed() {
+            let started = std::time::Instant::now();
+            let sealed = active.seal();
+            *sealing = Some(started.elapsed());
+            if let Err(err) = sealed {
+                return Err(self.commit.fail("sealing a segment", err));
+            }
         }
         let start = self.config.start_index_entries();
         let capacity = grown_capacity(start, min_entries, self.config.max_index_entries());
@@ -436,7 +445,32 @@ impl Shared {
         let frame_bytes: u64 = values.iter().map(|v| FRAME_HEADER_BYTES + v.len() as u64).sum();
         let count = values.len() as u64;
         self.presync_before_roll(frame_bytes, count)?;
+        let mut sealing = None;
+        let appended = self.append_locked(values, &crcs, frame_bytes, &mut sealing);
+        if let Some(took) = sealing {
+            self.events.on_fsync(took);
+        }
+        let (range, must_sync) = appended?;
+        if !range.is_empty() {
+            self.events.on_append_batch(values.len());
+        }
+        if must_sync {
+            self.commit.sync_to(range.end, || self.sync_now())?;
+        }
+        Ok(range)
+    }
 
+    /// The part of [`append_batch`](Self::append_batch) under the state lock: writes the batch
+    /// (rolling first if it must), and answers its offsets and whether it still waits for a
+    /// sync. A roll's seal time goes to `sealing`.
+    fn append_locked(
+        &self,
+        values: &[Bytes],
+        crcs: &[u32],
+        frame_bytes: u64,
+        sealing: &mut Option<std::time::Duration>,
+    ) -> Result<(Range<u64>, bool)> {
+        let count = values.len() as u64;
         let mut guard = self.write_locked(&self.state);
         let state = &mut *guard;
         state.check_open()?;
@@ -444,7 +478,7 @@ impl Shared {
         let start = state.written;
         if count == 0 {
             let point = self.commit.point();
-            return Ok(point..point);
+            return Ok((point..point, false));
         }
         if state.dir_unsynced {
             self.sync_dir(state)?;
@@ -452,7 +486,7 @@ impl Shared {
         let end = start.checked_add(count).ok_or(Error::OffsetsExhausted { next: start })?;
         let active = state.active();
         if active.is_sealed() || self.must_roll(active, frame_bytes, count) {
-            self.roll(state, count)?;
+            self.roll(state, count, sealing)?;
         }
         // A full index was rolled above unless it was below its maximum (it grows by doubling)
         // or the segment is empty (an oversized batch: rolling would create a second segment at
@@ -462,7 +496,7 @@ impl Shared {
         let mut frames = take_scratch();
         let mut starts = Vec::with_capacity(values.len());
         let timestamp_ms = next_timestamp(state.last_timestamp_ms);
-        for (i, (value, crc)) in values.iter().zip(&crcs).enumerate() {
+        for (i, (value, crc)) in values.iter().zip(crcs).enumerate() {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
         }
@@ -479,16 +513,12 @@ impl Shared {
         state.store_bytes += frames_len;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
-        if self.config.fsync != FsyncPolicy::Always {
+        let always = self.config.fsync == FsyncPolicy::Always;
+        if !always {
             self.commit.advance(end);
         }
-        // The listener may take a lock of its own (a histogram's): never under the log's.
-        drop(guard);
-        self.events.on_append_batch(values.len());
-        if self.config.fsync == FsyncPolicy::Always {
-            self.commit.sync_to(end, || self.sync_now())?;
-        }
-        Ok(start..end)
+        // Events go out after the lock: the listener may take a lock of its own (a histogram's).
+        Ok((start..end, always))
     }
 
     /// The store size a segment rolls at.
@@ -522,9 +552,10 @@ impl Shared {
                 _ => return Ok(()),
             }
         };
-        store
-            .sync_data()
-            .map_err(|err| self.commit.fail("fdatasync of a segment about to be sealed", err))
+        let started = std::time::Instant::now();
+        let synced = store.sync_data();
+        self.events.on_fsync(started.elapsed());
+        synced.map_err(|err| self.commit.fail("fdatasync of a segment about to be sealed", err))
     }
 
     /// Finds the frames of up to `max_records` records from `offset`: in the active segment

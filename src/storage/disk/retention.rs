@@ -110,18 +110,30 @@ impl Shared {
         // Sealing syncs the store under the lock: sync what is unsynced first, outside it.
         if self.config.fsync != FsyncPolicy::Always
             && let Some(store) = store
-            && let Err(err) = store.sync_data()
         {
-            return Err(self.commit.fail("fdatasync of a segment about to be sealed", err));
+            let started = Instant::now();
+            let synced = store.sync_data();
+            self.events.on_fsync(started.elapsed());
+            if let Err(err) = synced {
+                return Err(self.commit.fail("fdatasync of a segment about to be sealed", err));
+            }
         }
-        let mut state = self.write_locked(&self.state);
-        state.check_open()?;
-        self.commit.check_writable()?;
-        if !old(&state) {
-            return Ok(false);
+        let mut sealing = None;
+        let rolled = (|| {
+            let mut state = self.write_locked(&self.state);
+            state.check_open()?;
+            self.commit.check_writable()?;
+            if !old(&state) {
+                return Ok(false);
+            }
+            self.roll(&mut state, 1, &mut sealing)?;
+            Ok(true)
+        })();
+        // After the lock, as every event.
+        if let Some(took) = sealing {
+            self.events.on_fsync(took);
         }
-        self.roll(&mut state, 1)?;
-        Ok(true)
+        rolled
     }
 
     /// Takes out the `choose(state)` oldest segments (never the active one) under the state
