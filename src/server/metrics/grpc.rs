@@ -276,11 +276,36 @@ impl RpcCall {
         let duration_ms = took.as_secs_f64() * 1000.0;
         self.span.record("status", code).record("duration_ms", duration_ms);
         let _in_span = self.span.enter();
-        if self.code == Some(Code::Ok) {
-            tracing::debug!(status = code, duration_ms, "rpc finished");
-        } else {
+        if self.code.is_some_and(server_failed) {
             tracing::info!(status = code, duration_ms, "rpc finished");
+        } else {
+            tracing::debug!(status = code, duration_ms, "rpc finished");
         }
+    }
+}
+
+/// Whether a call that ended with `code` failed on the server's side (a line at `info`), rather
+/// than succeeding or being refused for what the client asked or did (a line at `debug`, so
+/// that a consumer reading past the end or a client going away cannot flood the log).
+fn server_failed(code: Code) -> bool {
+    match code {
+        Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::Ok
+        | Code::Cancelled
+        | Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unauthenticated => false,
     }
 }
 
