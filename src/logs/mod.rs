@@ -11,7 +11,7 @@
 //! | `data_dir.rs` | the data directory: one directory per log, crash-atomic create and delete |
 //! | `fs.rs` | the directory seam a test replaces to crash at any step |
 //! | `parallel.rs` | opening and closing many logs on a few threads |
-//! | `retention.rs` | the thread that applies every log's retention, and the free-space floor |
+//! | `retention.rs` | the thread that applies every log's retention |
 //! | `error.rs` | the registry's [`Error`] |
 //!
 //! # Concurrency
@@ -292,6 +292,14 @@ impl Logs {
     pub fn limit_logs(&self, max: usize) {
         let _admin = self.admin();
         self.max_logs.store(max.max(self.len()), Ordering::Relaxed);
+    }
+
+    /// Refuses appends while the data volume has less than `bytes` free (0: never), replacing
+    /// [`LogsConfig::min_free_disk`]; takes effect at once. Logs kept in memory have no floor.
+    pub fn set_min_free_disk(&self, bytes: u64) {
+        if let Some(group) = self.catalog.group() {
+            group.set_min_free_bytes(bytes);
+        }
     }
 
     /// A creation time later than any handed out before, and not before now.

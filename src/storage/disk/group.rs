@@ -9,7 +9,6 @@
 //!   interval, so threads do not grow with the number of logs either.
 //! - **One [`StorageEvents`] listener**, told of every log's syncs and appended batches
 //!   ([`NoEvents`] unless [`DiskGroup::with_events`] names one).
-//!
 //! - **One free-space floor** (`free_space`) on the data volume, which every member's appends
 //!   check against one cached measurement.
 //! - **One roll signal** (`retention`), which wakes whoever enforces retention when a member
@@ -126,11 +125,13 @@ impl DiskGroup {
         &self.inner.rolls
     }
 
-    /// A new member's id.
+    /// The group's listener, told of every member's syncs and appended batches.
     pub(super) fn events(&self) -> &Arc<dyn StorageEvents> {
         &self.inner.events
     }
 
+    /// A new member's id, never given before: it keys the member's cache entries and its place
+    /// in the syncer's schedule.
     pub(super) fn member_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
