@@ -457,3 +457,131 @@ async fn flags_that_do_not_fit_together_or_bad_files_refuse_to_load() {
     assert!(why.contains(&bad_tokens.display().to_string()), "{why}");
     assert!(!why.contains("secret-token"), "a token was echoed: {why}");
 }
+
+/// Reads `tail` to its end, which must come after records appended before the reload only
+/// (offsets 0 and 1); answers the status it ended with.
+async fn end_of(tail: &mut tonic::Streaming<girok::api::v1::ConsumeResponse>) -> Status {
+    loop {
+        match tail.message().await {
+            Ok(Some(response)) => assert!(response.record.unwrap().offset < 2),
+            Ok(None) => panic!("the tail ended without a status"),
+            Err(status) => return status,
+        }
+    }
+}
+
+/// A server over `files` whose [`Security`] the test keeps, to reload it.
+async fn reloadable(files: SecurityFiles, config: ServerConfig) -> (TestServer, Security) {
+    let security = Security::load(files).expect("load the security files");
+    let config = ServerConfig { security: security.clone(), ..config };
+    let logs = Logs::serving(Arc::new(MemoryLog::new(LogConfig::default())), LogsConfig::default());
+    (start_registry(Arc::new(logs), config).await, security)
+}
+
+#[tokio::test]
+async fn a_reload_ends_open_streams_whose_permission_it_withdrew() {
+    with_timeout(async {
+        let pki = Pki::new();
+        let (tokens, acl) = (file(&pki, "tokens", TOKENS), file(&pki, "acl.csv", POLICY));
+        let files = SecurityFiles {
+            auth_tokens: Some(tokens.clone()),
+            acl: Some(acl.clone()),
+            ..mutual_files(&pki)
+        };
+        let (server, security) = reloadable(files, ServerConfig::default()).await;
+        let mut root = client(server.addr, &Creds::token(&pki, "tok-root-0123456789")).await;
+        root.produce(produce("orders", "first")).await.unwrap();
+
+        // A token's tail, a certificate's tail and a producer's stream, all open.
+        let mut by_token =
+            client(server.addr, &Creds::token(&pki, "tok-analytics-0123456789")).await;
+        let mut token_tail =
+            by_token.consume_stream(consume("orders", 0)).await.unwrap().into_inner();
+        assert_eq!(token_tail.message().await.unwrap().unwrap().record.unwrap().offset, 0);
+        let mut by_cert = client(server.addr, &Creds::cert(&pki, "analytics")).await;
+        let mut cert_tail =
+            by_cert.consume_stream(consume("orders", 0)).await.unwrap().into_inner();
+        assert_eq!(cert_tail.message().await.unwrap().unwrap().record.unwrap().offset, 0);
+        let mut producer =
+            client(server.addr, &Creds::token(&pki, "tok-producer-0123456789")).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let mut acks = producer.produce_stream(requests).await.unwrap().into_inner();
+        tx.send(produce("orders", "second")).await.unwrap();
+        assert_eq!(acks.message().await.unwrap().unwrap().offset, 1);
+
+        // The analytics token is revoked and `analytics` loses orders; the producer keeps its
+        // token but loses its grant.
+        std::fs::write(&tokens, TOKENS.replace("tok-analytics-0123456789 analytics\n", ""))
+            .unwrap();
+        std::fs::write(&acl, "p, root, *, *\n").unwrap();
+        assert!(security.reload().is_empty());
+
+        // Records appended before the reload may still arrive; then the tails end.
+        let status = end_of(&mut token_tail).await;
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert_denied(&end_of(&mut cert_tail).await, "analytics", "consume", "orders");
+        tx.send(produce("orders", "third")).await.unwrap();
+        assert_denied(&acks.message().await.unwrap_err(), "producer", "produce", "orders");
+        // Nothing was appended after the reload, and new calls see the new files too.
+        assert_eq!(root.offsets(offsets("orders")).await.unwrap().into_inner().next_offset, 2);
+        let status = by_token.offsets(offsets("orders")).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reloaded_client_ca_stops_connections_made_under_the_old_one() {
+    with_timeout(async {
+        let (pki, next) = (Pki::new(), Pki::new());
+        let ca = pki.dir().join("client-ca.pem");
+        std::fs::copy(pki.ca(), &ca).unwrap();
+        let files = SecurityFiles { tls_client_ca: Some(ca.clone()), ..tls_files(&pki) };
+        let (server, security) = reloadable(files, ServerConfig::default()).await;
+        let mut old = client(server.addr, &Creds::cert(&pki, "alice")).await;
+        old.offsets(offsets("")).await.expect("served under the first CA");
+        let mut tail = old.consume_stream(consume("", 0)).await.unwrap().into_inner();
+
+        // Client certificates of another CA from now on.
+        std::fs::copy(next.ca(), &ca).unwrap();
+        assert!(security.reload().is_empty());
+        let status = old.offsets(offsets("")).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert!(status.message().contains("no longer trusted"), "{status:?}");
+        let status = tail.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        // A certificate of the new CA is served.
+        let creds = Creds { identity: Some(next.client("bob")), ..Creds::tls(&pki) };
+        reach(server.addr, &creds).await.expect("a certificate of the new CA");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_authenticates_gives_up_its_slot() {
+    with_timeout(async {
+        let pki = Pki::new();
+        let files =
+            SecurityFiles { auth_tokens: Some(file(&pki, "tokens", TOKENS)), ..tls_files(&pki) };
+        let config = ServerConfig {
+            max_connections: 1,
+            handshake_timeout: std::time::Duration::from_millis(300),
+            ..ServerConfig::default()
+        };
+        let (server, _security) = reloadable(files, config).await;
+        // A client without credentials takes the only slot and idles after its refusal.
+        let mut idle = client(server.addr, &Creds::tls(&pki)).await;
+        let status = idle.offsets(offsets("")).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        // It was closed, so a client with a token gets the slot; and a connection that
+        // authenticated is not closed for idling.
+        let root = Creds::token(&pki, "tok-root-0123456789");
+        let mut busy = client(server.addr, &root).await;
+        busy.offsets(offsets("")).await.expect("the idle connection kept the slot");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        busy.offsets(offsets("")).await.expect("an authenticated connection was closed");
+    })
+    .await;
+}

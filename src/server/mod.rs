@@ -40,6 +40,7 @@ mod wire;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -123,21 +124,18 @@ pub async fn run(
                     let (http2, drain) = (http2.clone(), drain.clone());
                     // The configuration in force now: a reload applies to later connections.
                     let tls = security.grpc_tls();
+                    let needs_credentials = security.needs_credentials();
                     connections.spawn(async move {
                         // Acks and tail records are small: send them now, not after Nagle's delay.
                         let _ = tcp.set_nodelay(true);
+                        let limits = Limits { handshake_timeout, needs_credentials };
                         match tls {
-                            None => {
-                                serve_connection(http2, tcp, service, drain, handshake_timeout)
-                                    .await;
-                            }
-                            Some(tls) => {
-                                let accepted =
-                                    tls_handshake(tls, tcp, peer, handshake_timeout, drain.clone());
+                            None => serve_connection(http2, tcp, service, drain, limits).await,
+                            Some((tls, epoch)) => {
+                                let accepted = tls_handshake(tls, epoch, tcp, peer, handshake_timeout, drain.clone());
                                 if let Some((stream, identity)) = accepted.await {
                                     let service = service.with_identity(identity);
-                                    serve_connection(http2, stream, service, drain, handshake_timeout)
-                                        .await;
+                                    serve_connection(http2, stream, service, drain, limits).await;
                                 }
                             }
                         }
@@ -180,6 +178,16 @@ pub async fn run(
     Ok(())
 }
 
+/// Resolves after `timeout` if no call on the connection has authenticated by then (`proven` is
+/// still false); never when there is nothing to prove (`None`) or it was proven.
+async fn unproven(proven: Option<Arc<AtomicBool>>, timeout: Duration) {
+    let Some(proven) = proven else { return std::future::pending().await };
+    tokio::time::sleep(timeout).await;
+    if proven.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The HTTP/2 settings every connection is served with.
 fn http2_builder(config: &ServerConfig) -> hyper::server::conn::http2::Builder<TokioExecutor> {
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -202,6 +210,7 @@ fn http2_builder(config: &ServerConfig) -> hyper::server::conn::http2::Builder<T
 /// probes fail it all day).
 async fn tls_handshake(
     tls: Arc<rustls::ServerConfig>,
+    epoch: u64,
     tcp: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
@@ -223,25 +232,36 @@ async fn tls_handshake(
         () = drain.wait() => return None,
     };
     // A certificate the client presented has been verified by now: the handshake fails else.
-    let leaf = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
-    let identity = Peer {
-        certified: leaf.is_some(),
-        subject: leaf.and_then(|leaf| security::common_name(leaf)).map(Arc::from),
-    };
+    let identity = Peer::certified(stream.get_ref().1.peer_certificates(), epoch);
     Some((stream, identity))
 }
 
+/// How long a connection may go without proving itself.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// For the TLS handshake, the HTTP/2 preface, and (where credentials are needed) the first
+    /// authenticated call.
+    handshake_timeout: Duration,
+    /// Whether calls need credentials the connection itself does not carry (tokens).
+    needs_credentials: bool,
+}
+
 /// Serves one connection until the client closes it, or until the server drains (then GOAWAY and
-/// wait for its streams; `run` aborts this task when the grace period is over).
+/// wait for its streams; `run` aborts this task when the grace period is over). Where calls need
+/// credentials, a connection that has made no authenticated call within the handshake timeout is
+/// closed, so clients without credentials cannot hold connection slots.
 async fn serve_connection<T>(
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     tcp: T,
     service: Router,
     mut drain: Drain,
-    handshake_timeout: Duration,
+    limits: Limits,
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Limits { handshake_timeout, needs_credentials } = limits;
+    let proven = service.proven();
+    let proven = (needs_credentials && !proven.load(Ordering::Relaxed)).then_some(proven);
     let (tcp, handshake) = handshake::Watched::new(tcp);
     let connection = http2.serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(connection);
@@ -249,6 +269,10 @@ async fn serve_connection<T>(
         result = connection.as_mut() => result,
         () = handshake.missed(handshake_timeout) => {
             tracing::debug!("closing a connection that sent no HTTP/2 handshake in time");
+            return;
+        }
+        () = unproven(proven, handshake_timeout) => {
+            tracing::debug!("closing a connection that made no authenticated call in time");
             return;
         }
         () = drain.wait() => {

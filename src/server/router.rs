@@ -12,6 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hyper::body::Incoming;
 use tonic::codec::CompressionEncoding;
@@ -46,6 +47,8 @@ pub(super) struct Router {
     /// What the connection's TLS handshake established about the client.
     identity: Peer,
     security: Security,
+    /// Set once a call on the connection has authenticated.
+    proven: Arc<AtomicBool>,
 }
 
 impl Router {
@@ -78,12 +81,19 @@ impl Router {
             .add_service(health)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?);
-        Ok(Self { routes, budget, metrics, peer: None, identity: Peer::default(), security })
+        let (identity, proven) = (Peer::default(), Arc::new(AtomicBool::new(false)));
+        Ok(Self { routes, budget, metrics, peer: None, identity, security, proven })
     }
 
     /// The router for one connection from `peer`, whose RPCs buffer records within `budget`.
     pub(super) fn for_connection(&self, budget: Budget, peer: SocketAddr) -> Self {
-        Self { budget, peer: Some(peer), ..self.clone() }
+        let proven = Arc::new(AtomicBool::new(false));
+        Self { budget, peer: Some(peer), proven, ..self.clone() }
+    }
+
+    /// Turns true once a call on this connection has authenticated.
+    pub(super) fn proven(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.proven)
     }
 
     /// This connection's router once its TLS handshake established `identity`.
@@ -107,6 +117,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Router {
         if request.uri().path().starts_with(LOG_SERVICE_PREFIX) {
             match self.security.authenticate(request.headers(), &self.identity) {
                 Ok(caller) => {
+                    self.proven.store(true, Ordering::Relaxed);
                     request.extensions_mut().insert(caller);
                 }
                 Err(status) => {

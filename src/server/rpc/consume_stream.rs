@@ -5,7 +5,9 @@
 //! and a slow consumer back-pressures the reads. The batch is held within the server's memory
 //! budget: reserved before the read, shrunk to what was read, and given back once its last
 //! record leaves; while the budget is spent, the read waits. A log deleted under the stream ends
-//! it with `NOT_FOUND`. Caught up, it waits on the log's commit-point
+//! it with `NOT_FOUND`; a reload of the security files that withdraws the caller's permission
+//! ends it with `UNAUTHENTICATED` or `PERMISSION_DENIED` before another record leaves. Caught up,
+//! it waits on the log's commit-point
 //! `watch` (no polling, no CPU while idle). The stream owns no task: when the client goes away,
 //! hyper drops it and everything it holds is freed at once.
 
@@ -20,6 +22,7 @@ use crate::server::budget::{Budget, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
 use crate::server::handle::LogHandle;
+use crate::server::security::Guard;
 use crate::server::status;
 use crate::server::wire::to_response;
 use crate::storage::Record;
@@ -46,6 +49,8 @@ struct Tail {
     batch_bytes: usize,
     /// The encoding limit: a larger record ends the stream with `RESOURCE_EXHAUSTED`.
     max_message: usize,
+    /// Ends the stream once a reload withdraws the caller's permission.
+    guard: Guard,
     /// Set once a terminal status has been yielded.
     done: bool,
 }
@@ -53,6 +58,7 @@ struct Tail {
 /// The response stream of a ConsumeStream call starting at `offset`.
 pub(super) fn tail(
     log: LogHandle,
+    guard: Guard,
     offset: u64,
     config: &ServerConfig,
     drain: Drain,
@@ -71,6 +77,7 @@ pub(super) fn tail(
         batch_records: config.consume_batch_records.max(1),
         batch_bytes: config.consume_batch_bytes,
         max_message: config.max_encoding_message_size,
+        guard,
         done: false,
     };
     futures_util::stream::unfold(state, |mut tail| async move {
@@ -102,6 +109,7 @@ impl Tail {
             if let Some(not_found) = self.log.deleted() {
                 return Err(not_found);
             }
+            self.guard.check()?;
             if let Some(record) = self.buffered.pop_front() {
                 self.release();
                 return Ok(record);
@@ -122,6 +130,7 @@ impl Tail {
                 }
                 _ = self.deleted.wait_for(|deleted| *deleted) => {}
                 () = self.drain.wait() => return Err(status::draining()),
+                revoked = self.guard.revoked() => return Err(revoked),
             }
         }
     }

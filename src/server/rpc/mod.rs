@@ -22,7 +22,7 @@ use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
 use super::handle::Registry;
-use super::security::Caller;
+use super::security::{Action, Caller};
 use super::status;
 use super::wire::{record_value, to_response};
 use crate::api::v1::{
@@ -58,10 +58,11 @@ impl LogService {
     }
 
     /// Who sent `request`: the router authenticated it and left its [`Caller`] in the
-    /// extensions; a request that came another way is anonymous.
-    fn caller<T>(&self, request: &Request<T>) -> Caller {
+    /// extensions; a request that came another way is anonymous, or `UNAUTHENTICATED` wherever
+    /// credentials are configured.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         match request.extensions().get::<Caller>() {
-            Some(caller) => caller.clone(),
+            Some(caller) => Ok(caller.clone()),
             None => self.config.security.anonymous(),
         }
     }
@@ -79,7 +80,7 @@ impl Log for LogService {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         self.check_serving()?;
-        let caller = self.caller(&request);
+        let caller = self.caller(&request)?;
         let mut request = request.into_inner();
         let log = std::mem::take(&mut request.log);
         let value = record_value(request, self.registry.max_record_bytes())?;
@@ -93,7 +94,7 @@ impl Log for LogService {
         request: Request<ConsumeRequest>,
     ) -> Result<Response<ConsumeResponse>, Status> {
         self.check_serving()?;
-        let caller = self.caller(&request);
+        let caller = self.caller(&request)?;
         let request = request.into_inner();
         let record = self.registry.find(&caller, &request.log)?.read(request.offset).await?;
         Ok(Response::new(to_response(record, self.config.max_encoding_message_size)?))
@@ -106,11 +107,12 @@ impl Log for LogService {
         request: Request<ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
         self.check_serving()?;
-        let (budget, caller) = (self.budget(&request), self.caller(&request));
+        let (budget, caller) = (self.budget(&request), self.caller(&request)?);
         let request = request.into_inner();
         let log = self.registry.find(&caller, &request.log)?;
-        let stream =
-            consume_stream::tail(log, request.offset, &self.config, self.drain.clone(), budget);
+        let guard = caller.guard(Action::Consume, log.name());
+        let (config, drain) = (&self.config, self.drain.clone());
+        let stream = consume_stream::tail(log, guard, request.offset, config, drain, budget);
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -124,7 +126,7 @@ impl Log for LogService {
         let budget = self.budget(&request).within(self.config.produce_queue_bytes);
         let stream = produce_stream::pipeline(
             self.registry.clone(),
-            self.caller(&request),
+            self.caller(&request)?,
             request.into_inner(),
             &self.config,
             self.drain.clone(),
@@ -138,7 +140,7 @@ impl Log for LogService {
         request: Request<OffsetsRequest>,
     ) -> Result<Response<OffsetsResponse>, Status> {
         self.check_serving()?;
-        let caller = self.caller(&request);
+        let caller = self.caller(&request)?;
         let range = self.registry.find(&caller, &request.into_inner().log)?.offsets().await?;
         Ok(Response::new(OffsetsResponse { lowest_offset: range.start, next_offset: range.end }))
     }
@@ -148,7 +150,7 @@ impl Log for LogService {
         request: Request<CreateLogRequest>,
     ) -> Result<Response<CreateLogResponse>, Status> {
         self.check_serving()?;
-        let caller = self.caller(&request);
+        let caller = self.caller(&request)?;
         Ok(Response::new(admin::create(&self.registry, &caller, request.into_inner()).await?))
     }
 
@@ -157,7 +159,7 @@ impl Log for LogService {
         request: Request<DeleteLogRequest>,
     ) -> Result<Response<DeleteLogResponse>, Status> {
         self.check_serving()?;
-        let caller = self.caller(&request);
+        let caller = self.caller(&request)?;
         Ok(Response::new(admin::delete(&self.registry, &caller, request.into_inner()).await?))
     }
 
@@ -166,7 +168,7 @@ impl Log for LogService {
         request: Request<ListLogsRequest>,
     ) -> Result<Response<ListLogsResponse>, Status> {
         self.check_serving()?;
-        Ok(Response::new(admin::list(&self.registry, &self.caller(&request)).await?))
+        Ok(Response::new(admin::list(&self.registry, &self.caller(&request)?).await?))
     }
 
     async fn update_log(
@@ -174,7 +176,7 @@ impl Log for LogService {
         request: Request<UpdateLogRequest>,
     ) -> Result<Response<UpdateLogResponse>, Status> {
         self.check_serving()?;
-        let caller = self.caller(&request);
+        let caller = self.caller(&request)?;
         Ok(Response::new(admin::update(&self.registry, &caller, request.into_inner()).await?))
     }
 }

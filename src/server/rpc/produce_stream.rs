@@ -31,14 +31,15 @@ use crate::server::budget::{Budget, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
 use crate::server::handle::{LogHandle, Registry};
-use crate::server::security::Caller;
+use crate::server::security::{Action, Caller, Guard};
 use crate::server::status;
 use crate::server::wire::record_value;
 
 /// What the reader passes on, in request order.
 enum Queued {
-    /// The stream's log, found from the first request; before any record.
-    Log(LogHandle),
+    /// The stream's log, found from the first request, with the guard of the caller's
+    /// permission to append to it; before any record.
+    Log(LogHandle, Guard),
     /// A value to append, holding its share of the queue budget until it is appended.
     Record(Bytes, Reservation),
     /// The status that ends the stream.
@@ -60,6 +61,8 @@ struct Pipeline {
     log: Option<LogHandle>,
     /// Turns `true` when `log` is deleted.
     deleted: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Checked before every batch: a reload may withdraw the caller's permission.
+    guard: Option<Guard>,
     queue: mpsc::UnboundedReceiver<Queued>,
     /// Offsets appended but not yet acked.
     acks: Range<u64>,
@@ -86,6 +89,7 @@ pub(super) fn pipeline(
     let state = Pipeline {
         log: None,
         deleted: None,
+        guard: None,
         queue,
         acks: 0..0,
         failure: None,
@@ -144,7 +148,8 @@ async fn read_requests(
             match registry.find_for_append(&caller, &named).await {
                 Ok(handle) => {
                     log = Some(handle.name().to_string());
-                    if tx.send(Queued::Log(handle)).is_err() {
+                    let guard = caller.guard(Action::Produce, handle.name());
+                    if tx.send(Queued::Log(handle, guard)).is_err() {
                         return;
                     }
                 }
@@ -210,9 +215,10 @@ impl Pipeline {
         let mut next = Some(first);
         while let Some(queued) = next.take() {
             match queued {
-                Queued::Log(log) => {
+                Queued::Log(log, guard) => {
                     self.deleted = Some(log.watch_deleted());
                     self.log = Some(log);
+                    self.guard = Some(guard);
                 }
                 Queued::Record(value, permit) => {
                     bytes += value.len();
@@ -232,6 +238,10 @@ impl Pipeline {
             }
         }
         let Some(log) = self.log.as_ref().filter(|_| !values.is_empty()) else { return };
+        if let Some(Err(revoked)) = self.guard.as_mut().map(Guard::check) {
+            self.failure = Some(revoked);
+            return;
+        }
         match log.append_batch(values).await {
             Ok(range) => self.acks = range,
             // The batch appended nothing: its failure comes before any later request's.

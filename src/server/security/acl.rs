@@ -81,9 +81,10 @@ const ALL_ACTIONS: Actions = 0b111;
 /// Why a policy could not be parsed. Every variant names the (1-based) line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AclError {
-    /// The first column is neither `p` nor `g`.
-    #[error("line {line}: unknown line type {kind:?} (expected `p` or `g`)")]
-    UnknownLineType { line: usize, kind: String },
+    /// The first column is neither `p` nor `g`. The line is not echoed: a file given by
+    /// mistake (the token file, say) must not end up in the server's log.
+    #[error("line {line}: unknown line type (a line starts with `p,` or `g,`)")]
+    UnknownLineType { line: usize },
     /// A `p` or `g` line with the wrong number of columns.
     #[error(
         "line {line}: a `{kind}` line has {expected} columns after `{kind}`, this one has {found}"
@@ -191,9 +192,7 @@ impl Acl {
                     }
                     roles.entry(member).or_default().push(role);
                 }
-                other => {
-                    return Err(AclError::UnknownLineType { line, kind: other.to_string() });
-                }
+                _ => return Err(AclError::UnknownLineType { line }),
             }
             rules += 1;
         }

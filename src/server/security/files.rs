@@ -78,10 +78,14 @@ pub enum FileError {
 }
 
 /// Loads the server's certificate chain (leaf first) and private key, checking that the key
-/// matches the leaf and that the leaf is valid now.
+/// matches the leaf and that every certificate of the chain is valid now.
 pub(crate) fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, FileError> {
     let chain = certificates(TlsFile::Cert, cert)?;
-    check_validity(TlsFile::Cert, cert, 1, &parse(TlsFile::Cert, cert, 1, &chain[0])?)?;
+    // Every certificate of the chain, not only the leaf: an expired intermediate fails every
+    // handshake just the same.
+    for (at, der) in chain.iter().enumerate() {
+        check_validity(TlsFile::Cert, cert, at + 1, &parse(TlsFile::Cert, cert, at + 1, der)?)?;
+    }
 
     let private = PrivateKeyDer::from_pem_file(key).map_err(|source| match source {
         pem::Error::NoItemsFound => FileError::NoKey { file: TlsFile::Key, path: key.into() },

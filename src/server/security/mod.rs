@@ -27,14 +27,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
 use tonic::Status;
 use tonic::codegen::http::HeaderMap;
 
 pub(crate) use acl::{Acl, Action};
-pub(crate) use caller::{Caller, Peer};
-pub(crate) use files::common_name;
+pub(crate) use caller::{Caller, Guard, Peer};
+use files::common_name;
 use tls::{ClientCerts, TlsConfigs};
 use tokens::Tokens;
+
+use crate::server::status;
 
 /// The files the security flags name; every one is optional.
 #[derive(Clone, Debug, Default)]
@@ -98,12 +101,27 @@ pub struct Security {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     files: SecurityFiles,
     tls: ArcSwapOption<TlsConfigs>,
     tokens: ArcSwapOption<Tokens>,
     acl: ArcSwapOption<Acl>,
+    /// Counts the reloads that changed anything: open streams and connections check their
+    /// callers again when it moves.
+    reloads: watch::Sender<u64>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            files: SecurityFiles::default(),
+            tls: ArcSwapOption::empty(),
+            tokens: ArcSwapOption::empty(),
+            acl: ArcSwapOption::empty(),
+            reloads: watch::channel(0).0,
+        }
+    }
 }
 
 impl Security {
@@ -136,30 +154,46 @@ impl Security {
             tokens: ArcSwapOption::new(load_tokens(&files)?.map(Arc::new)),
             acl: ArcSwapOption::new(load_acl(&files)?.map(Arc::new)),
             files,
+            reloads: watch::channel(0).0,
         };
         Ok(Self { shared: Arc::new(shared) })
     }
 
     /// Re-reads every configured file. Each that loads replaces the one in force; each that
-    /// fails is returned (and the previous one stays). Nothing configured: nothing to do.
+    /// fails is returned (and the previous one stays). The certificate, key and client CA load
+    /// as one: a bad one of them keeps all three. Open streams and connections then check their
+    /// callers against what is in force (see `caller.rs`). Nothing configured: nothing to do.
     pub fn reload(&self) -> Vec<SecurityError> {
-        let (shared, mut failed) = (&self.shared, Vec::new());
+        let (shared, mut failed, mut changed) = (&self.shared, Vec::new(), false);
         match load_tls(&shared.files) {
-            Ok(Some(tls)) => shared.tls.store(Some(Arc::new(tls))),
+            Ok(Some(tls)) => (shared.tls.store(Some(Arc::new(tls))), changed = true).0,
             Ok(None) => {}
             Err(err) => failed.push(err),
         }
         match load_tokens(&shared.files) {
-            Ok(Some(tokens)) => shared.tokens.store(Some(Arc::new(tokens))),
+            Ok(Some(tokens)) => (shared.tokens.store(Some(Arc::new(tokens))), changed = true).0,
             Ok(None) => {}
             Err(err) => failed.push(err),
         }
         match load_acl(&shared.files) {
-            Ok(Some(acl)) => shared.acl.store(Some(Arc::new(acl))),
+            Ok(Some(acl)) => (shared.acl.store(Some(Arc::new(acl))), changed = true).0,
             Ok(None) => {}
             Err(err) => failed.push(err),
         }
+        if changed {
+            shared.reloads.send_modify(|reloads| *reloads += 1);
+        }
         failed
+    }
+
+    /// A receiver that changes on every reload that changed anything.
+    pub(crate) fn reloads(&self) -> watch::Receiver<u64> {
+        self.shared.reloads.subscribe()
+    }
+
+    /// How many reloads have changed anything.
+    fn epoch(&self) -> u64 {
+        *self.shared.reloads.borrow()
     }
 
     /// Whether the gRPC port (and the admin listener) serve TLS.
@@ -211,9 +245,12 @@ impl Security {
         Ok(())
     }
 
-    /// The gRPC port's TLS configuration now in force; `None` for plaintext.
-    pub(crate) fn grpc_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
-        self.shared.tls.load().as_ref().map(|tls| Arc::clone(&tls.grpc))
+    /// The gRPC port's TLS configuration now in force, and the reload it came from (for
+    /// [`Peer::certified`]); `None` for plaintext.
+    pub(crate) fn grpc_tls(&self) -> Option<(Arc<rustls::ServerConfig>, u64)> {
+        // The count first: a reload in between is seen as one more, and costs one verification.
+        let epoch = self.epoch();
+        self.shared.tls.load().as_ref().map(|tls| (Arc::clone(&tls.grpc), epoch))
     }
 
     /// The admin listener's TLS configuration now in force; `None` for plaintext.
@@ -224,15 +261,60 @@ impl Security {
     /// The caller of a request with `headers` on a connection that established `peer`, or
     /// `UNAUTHENTICATED` (see `caller.rs`).
     pub(crate) fn authenticate(&self, headers: &HeaderMap, peer: &Peer) -> Result<Caller, Status> {
+        self.reverify(peer)?;
         let tokens = self.shared.tokens.load();
-        let subject = caller::subject(headers, peer, tokens.as_deref())?;
-        Ok(Caller::new(subject, self.shared.acl.load_full()))
+        let (subject, proof) = caller::subject(headers, peer, tokens.as_deref())?;
+        Ok(Caller::new(subject, self.acl(), proof, self.clone()))
+    }
+
+    /// Whether a connection must prove who calls on it: tokens are configured, so a client may
+    /// connect without a certificate but may not call without credentials.
+    pub(crate) fn needs_credentials(&self) -> bool {
+        self.shared.files.auth_tokens.is_some()
     }
 
     /// The caller of a request that arrived without one (only a service used outside
-    /// [`run`](crate::server::run) sees such): anonymous, under the ACL in force.
-    pub(crate) fn anonymous(&self) -> Caller {
-        Caller::new(None, self.shared.acl.load_full())
+    /// [`run`](crate::server::run) sees such): anonymous where nothing identifies callers,
+    /// `UNAUTHENTICATED` wherever something does.
+    pub(crate) fn anonymous(&self) -> Result<Caller, Status> {
+        let files = &self.shared.files;
+        if files.auth_tokens.is_some() || files.tls_client_ca.is_some() {
+            return Err(status::unauthenticated("the request carries no credentials"));
+        }
+        Ok(Caller::new(None, self.acl(), caller::Proof::Nothing, self.clone()))
+    }
+
+    /// The ACL in force.
+    fn acl(&self) -> Option<Arc<Acl>> {
+        self.shared.acl.load_full()
+    }
+
+    /// The subject of `token` under the tokens in force.
+    fn token_subject(&self, token: &[u8]) -> Option<Arc<str>> {
+        self.shared.tokens.load().as_ref()?.subject(token).map(Arc::from)
+    }
+
+    /// Verifies `peer`'s certificate again if a reload happened since it was last verified, so
+    /// a client CA that is no longer trusted stops a connection made under it.
+    fn reverify(&self, peer: &Peer) -> Result<(), Status> {
+        let Some(chain) = &peer.chain else { return Ok(()) };
+        let epoch = self.epoch();
+        if peer.verified_at() == epoch {
+            return Ok(());
+        }
+        let tls = self.shared.tls.load();
+        if let Some(verifier) = tls.as_ref().and_then(|tls| tls.clients.as_ref()) {
+            let (leaf, intermediates) = chain.split_first().expect("a chain is never empty");
+            let now = rustls::pki_types::UnixTime::now();
+            if let Err(err) = verifier.verify_client_cert(leaf, intermediates, now) {
+                tracing::debug!(error = %err, "a connection's client certificate failed verification after a reload");
+                return Err(status::unauthenticated(
+                    "the client certificate is no longer trusted (the server reloaded its client CA)",
+                ));
+            }
+        }
+        peer.set_verified_at(epoch);
+        Ok(())
     }
 }
 

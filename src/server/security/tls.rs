@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
@@ -30,6 +31,9 @@ pub(crate) enum ClientCerts {
 pub(crate) struct TlsConfigs {
     pub(crate) grpc: Arc<rustls::ServerConfig>,
     pub(crate) admin: Arc<rustls::ServerConfig>,
+    /// What the gRPC port verifies client certificates with, to verify an open connection's
+    /// certificate again after a reload; `None` when none are asked for.
+    pub(crate) clients: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 /// Builds both configurations around `key` (the certificate chain and its private key).
@@ -41,8 +45,8 @@ pub(crate) fn configs(key: Arc<CertifiedKey>, clients: &ClientCerts) -> Result<T
             .with_safe_default_protocol_versions()
             .map_err(|err| format!("TLS versions: {err}"))
     };
-    let mut grpc = match clients {
-        ClientCerts::NotAsked => versions(&provider)?.with_no_client_auth(),
+    let verifier = match clients {
+        ClientCerts::NotAsked => None,
         ClientCerts::Required(roots) | ClientCerts::Optional(roots) => {
             let builder = WebPkiClientVerifier::builder_with_provider(
                 Arc::clone(roots),
@@ -52,15 +56,18 @@ pub(crate) fn configs(key: Arc<CertifiedKey>, clients: &ClientCerts) -> Result<T
                 ClientCerts::Optional(_) => builder.allow_unauthenticated(),
                 _ => builder,
             };
-            let verifier = builder.build().map_err(|err| format!("client CA: {err}"))?;
-            versions(&provider)?.with_client_cert_verifier(verifier)
+            Some(builder.build().map_err(|err| format!("client CA: {err}"))?)
         }
+    };
+    let mut grpc = match &verifier {
+        None => versions(&provider)?.with_no_client_auth(),
+        Some(verifier) => versions(&provider)?.with_client_cert_verifier(Arc::clone(verifier)),
     }
     .with_cert_resolver(resolver.clone());
     grpc.alpn_protocols = vec![b"h2".to_vec()];
     let mut admin = versions(&provider)?.with_no_client_auth().with_cert_resolver(resolver);
     admin.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConfigs { grpc: Arc::new(grpc), admin: Arc::new(admin) })
+    Ok(TlsConfigs { grpc: Arc::new(grpc), admin: Arc::new(admin), clients: verifier })
 }
 
 /// Answers every handshake with the one certificate it holds.
