@@ -5,6 +5,9 @@
 //!   holds [0, 3)`;
 //! - any other status with an `ErrorInfo` ends with its code, reason and metadata in brackets:
 //!   `record too large (RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE, limit_bytes=1024)`;
+//! - `UNAUTHENTICATED` adds what the server wants: a token or a client certificate;
+//! - a failed TLS handshake names the server and rustls's reason: `TLS handshake with
+//!   127.0.0.1:8400 failed: invalid peer certificate: UnknownIssuer`;
 //! - other errors give their causes after a colon each.
 
 use std::error::Error;
@@ -37,7 +40,13 @@ pub(crate) fn describe(err: &CliError) -> String {
                     detail = format!("{detail}, {key}={value}");
                 }
             }
-            format!("{line} ({detail})")
+            if status.code() == Code::Unauthenticated {
+                format!(
+                    "{line} ({detail}): give a token (--token or GIROK_TOKEN) or a client certificate (--cert and --key)"
+                )
+            } else {
+                format!("{line} ({detail})")
+            }
         }
         _ => with_causes(err),
     };
