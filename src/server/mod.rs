@@ -32,6 +32,7 @@ mod metrics;
 mod ready;
 mod router;
 mod rpc;
+mod security;
 mod status;
 mod wire;
 

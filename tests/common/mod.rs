@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod binary;
+pub mod certs;
 pub mod faulty;
 pub mod soak;
 pub mod storage;
