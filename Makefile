@@ -1,5 +1,5 @@
 # The front door: every task a developer or CI runs goes through here.
-.PHONY: run test bench lint fmt tools crash-soak fuzz
+.PHONY: run test bench lint fmt tools crash-soak fuzz no-aws-lc
 
 VENV := .venv
 GRPCURL := $(VENV)/bin/grpcurl
@@ -16,14 +16,23 @@ test: tools
 bench:
 	cargo bench --bench log --bench service --bench logs --bench roll_stall --bench store --bench index --bench recovery
 
-# fmt check, clippy, and the API docs (missing_docs is on: an undocumented public item fails).
-lint:
+# fmt check, clippy, the API docs (missing_docs is on: an undocumented public item fails), and
+# no aws-lc in the dependency tree.
+lint: no-aws-lc
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 fmt:
 	cargo fmt --all
+
+# TLS runs on rustls with ring: no C build of aws-lc anywhere in the tree, for any target or
+# feature. `cargo tree -i` succeeds only when it finds the package.
+no-aws-lc:
+	@if cargo tree -i aws-lc-sys --target all --edges all >/dev/null 2>&1; then \
+		cargo tree -i aws-lc-sys --target all --edges all; echo "aws-lc-sys is in the tree"; exit 1; fi
+	@if grep -q '^name = "aws-lc' Cargo.lock; then echo "aws-lc is in Cargo.lock"; exit 1; fi
+	@echo "no aws-lc-sys in the dependency tree"
 
 tools: $(GRPCURL)
 

@@ -1,4 +1,5 @@
-//! The admin HTTP listener (HTTP/1.1, plain text): what an operator or an orchestrator asks of a
+//! The admin HTTP listener (HTTP/1.1; over TLS with the gRPC port's certificate when that serves
+//! TLS, never asking for a client certificate): what an operator or an orchestrator asks of a
 //! running server, apart from the gRPC port.
 //!
 //! | path | answer |
@@ -24,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::logs::Logs;
-use crate::server::{Metrics, Phase, Readiness};
+use crate::server::{Metrics, Phase, Readiness, Security};
 
 /// The content type of `/metrics`.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -36,13 +37,26 @@ pub struct Admin {
     readiness: Readiness,
     /// Set once the logs are open: until then `/metrics` has no per-log series.
     logs: Arc<OnceLock<Arc<Logs>>>,
+    /// Serves TLS with the gRPC port's certificate when that does (no client certificate asked).
+    security: Security,
 }
 
 impl Admin {
     /// Endpoints over the server's `metrics` and `readiness` (share them with its
     /// [`ServerConfig`](crate::server::ServerConfig)).
     pub fn new(metrics: Metrics, readiness: Readiness) -> Self {
-        Self { metrics, readiness, logs: Arc::new(OnceLock::new()) }
+        Self {
+            metrics,
+            readiness,
+            logs: Arc::new(OnceLock::new()),
+            security: Security::plaintext(),
+        }
+    }
+
+    /// These endpoints served over TLS with `security`'s certificate when it has one (reloads
+    /// included), without asking for a client certificate, so probes and Prometheus reach them.
+    pub fn with_security(self, security: Security) -> Self {
+        Self { security, ..self }
     }
 
     /// Adds the per-log series of `logs` to `/metrics` from now on.
@@ -93,6 +107,28 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
+/// How long a client may take to send a request's headers (and, under TLS, its handshake).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Answers the requests of one connection.
+async fn serve_http1<T>(io: T, admin: Admin)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let admin = admin.clone();
+        async move { Ok::<_, Infallible>(admin.answer(request).await) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+    if let Err(err) = served {
+        tracing::debug!(error = %err, "admin connection ended with an error");
+    }
+}
+
 /// Serves `admin` on `listener` until `shutdown` resolves; then closes every admin connection.
 pub async fn serve(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
     let mut connections = JoinSet::new();
@@ -102,20 +138,18 @@ pub async fn serve(listener: TcpListener, admin: Admin, shutdown: impl Future<Ou
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => {
+                Ok((tcp, peer)) => {
                     let admin = admin.clone();
+                    let tls = admin.security.admin_tls();
                     connections.spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            let admin = admin.clone();
-                            async move { Ok::<_, Infallible>(admin.answer(request).await) }
-                        });
-                        let served = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(std::time::Duration::from_secs(10))
-                            .serve_connection(TokioIo::new(tcp), service)
-                            .await;
-                        if let Err(err) = served {
-                            tracing::debug!(error = %err, "admin connection ended with an error");
+                        let Some(tls) = tls else { return serve_http1(tcp, admin).await };
+                        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(tcp);
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, accept).await {
+                            Ok(Ok(stream)) => serve_http1(stream, admin).await,
+                            Ok(Err(err)) => {
+                                tracing::debug!(%peer, error = %err, "admin TLS handshake failed");
+                            }
+                            Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
                         }
                     });
                 }

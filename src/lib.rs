@@ -70,7 +70,8 @@
 //! # Features
 //!
 //! `internals` makes the test seams public (the file seam, `DiskLog::open_with`, the store and
-//! index modules, the registry's directory seam and `Logs::open_with`) for the crate's own tests,
+//! index modules, the registry's directory seam and `Logs::open_with`, and
+//! `Metrics::instrument_call`, the router's per-call work alone) for the crate's own tests,
 //! benches and fuzz targets. A normal build has none.
 
 #![deny(unsafe_code)]

@@ -409,3 +409,46 @@ fn a_new_data_directory_is_synced_into_its_parent() {
     assert!(files.dirs_synced().contains(&root.path().join("a/b")), "{:?}", files.dirs_synced());
     log.close().unwrap();
 }
+
+#[test]
+fn a_kill_between_two_retention_unlinks_reopens_at_the_first_whole_segment() {
+    // Retention unlinks oldest first, store before index; a process killed before any one of
+    // those unlinks leaves a prefix of them done. Each such directory reopens with its lowest
+    // offset at the first segment whose store is still there, every record above it intact, no
+    // orphan index, appends going on at the old end, and retention able to finish the job.
+    let config = small_config(FsyncPolicy::Always);
+    let records = 40;
+    let deleted = 3;
+    for kill_at in 0..=2 * deleted {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, files) = open_faulty(dir.path(), &config);
+        fill(&log, 0, records);
+        let bases = segment_bases(dir.path());
+        assert!(bases.len() > deleted + 1, "too few segments: {bases:?}");
+        files.kill_at_unlink(kill_at);
+        let truncated = log.truncate(bases[deleted]);
+        assert_eq!(truncated.is_err(), kill_at < 2 * deleted, "kill at unlink {kill_at}");
+        drop(log);
+
+        let mut expected = Vec::new();
+        for &base in &bases[..deleted] {
+            expected.extend([store_file(dir.path(), base), index_file(dir.path(), base)]);
+        }
+        assert_eq!(files.unlinked(), expected[..kill_at], "unlinks before the kill");
+        let first_whole = bases[kill_at.div_ceil(2)];
+
+        let log = open(dir.path(), &config);
+        assert_eq!(log.lowest_offset(), first_whole, "kill at unlink {kill_at}");
+        assert_eq!(log.next_offset(), records);
+        assert_values(&log, first_whole..records);
+        assert_eq!(segment_bases(dir.path()), bases[kill_at.div_ceil(2)..]);
+        for &base in &bases[..kill_at.div_ceil(2)] {
+            assert!(!index_file(dir.path(), base).exists(), "orphan index {base} left");
+        }
+        assert_eq!(log.append(value_for(records)).unwrap(), records);
+        assert_eq!(log.truncate(bases[deleted]).unwrap(), bases[deleted]);
+        assert_values(&log, bases[deleted]..records + 1);
+        log.close().unwrap();
+        assert!(verify(dir.path()).expect("verify").is_ok());
+    }
+}

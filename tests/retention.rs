@@ -29,8 +29,22 @@ const SEGMENT_BYTES: u64 = 200;
 const FULL_SEGMENT: u64 = 24 + 4 * 40;
 
 fn open_registry(dir: &TempDir, config: LogsConfig) -> Arc<Logs> {
-    let disk = DiskConfig { fsync: FsyncPolicy::Never, ..DiskConfig::default() };
+    open_registry_with(dir, config, FsyncPolicy::Never)
+}
+
+fn open_registry_with(dir: &TempDir, config: LogsConfig, fsync: FsyncPolicy) -> Arc<Logs> {
+    let disk = DiskConfig { fsync, ..DiskConfig::default() };
     Arc::new(Logs::open(dir.path(), disk, config).expect("open registry"))
+}
+
+/// The base offsets of the segment stores in a log's directory, sorted.
+fn store_bases(dir: &std::path::Path) -> Vec<u64> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".store")?.parse().ok())
+        .collect();
+    bases.sort_unstable();
+    bases
 }
 
 fn settings(retention_bytes: Option<u64>, retention_ms: Option<u64>) -> girok::logs::LogSettings {
@@ -130,6 +144,50 @@ async fn age_retention_empties_a_slowly_written_log_by_itself() {
     }
     assert!(start.elapsed() >= Duration::from_millis(200), "deleted before its age");
     assert_eq!(client.produce(produce("aged", vec![3; 16])).await.unwrap().into_inner().offset, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn age_retention_rolls_an_active_segment_under_fsync_always_and_appends_go_on_in_a_fresh_one()
+{
+    // Under --fsync always (the active store zero-filled ahead of its data), three records and
+    // then nothing: the retention thread rolls the active segment once its oldest record is past
+    // 300 ms and deletes it; the lowest offset moves to 3, the next appends land in a new segment
+    // based at 3 and read back, and so does all of it after a reopen.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = open_registry_with(&dir, LogsConfig::default(), FsyncPolicy::Always);
+    logs.create("aged", settings(None, Some(300))).unwrap();
+    let log_dir = dir.path().join("logs/aged");
+    let server = start_registry(Arc::clone(&logs), ServerConfig::default()).await;
+    let mut client = LogClient::new(server.channel().await);
+    for value in 0..3u8 {
+        client.produce(produce("aged", vec![value; 16])).await.unwrap();
+    }
+    assert_eq!(store_bases(&log_dir), [0]);
+    let start = Instant::now();
+    while offsets(&mut client, "aged").await != (3, 3) {
+        assert!(start.elapsed() < Duration::from_secs(4), "age retention never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(start.elapsed() >= Duration::from_millis(200), "deleted before its age");
+    assert_eq!(store_bases(&log_dir), [3], "the old segment's files are gone");
+    let status = client.consume(ConsumeRequest { offset: 2, log: "aged".into() }).await;
+    assert_eq!(status.unwrap_err().code(), Code::OutOfRange);
+    for value in 3..6u8 {
+        let offset = client.produce(produce("aged", vec![value; 16])).await.unwrap();
+        assert_eq!(offset.into_inner().offset, u64::from(value));
+    }
+    assert_eq!(logs.get("aged").unwrap().log().segment_count(), 1);
+    for offset in 3..6 {
+        let read = client.consume(ConsumeRequest { offset, log: "aged".into() }).await.unwrap();
+        assert_eq!(read.into_inner().record.unwrap().value, vec![offset as u8; 16]);
+    }
+    drop((client, server));
+    logs.close().unwrap();
+    drop(logs);
+    let logs = open_registry_with(&dir, LogsConfig::default(), FsyncPolicy::Always);
+    let log = logs.get("aged").unwrap();
+    assert_eq!((log.log().lowest_offset(), log.log().next_offset()), (3, 6));
+    assert_eq!(log.log().read(5).unwrap().value, vec![5u8; 16]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

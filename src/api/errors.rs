@@ -28,6 +28,9 @@ pub mod reason {
     pub const DEFAULT_LOG: &str = "DEFAULT_LOG";
     /// `RESOURCE_EXHAUSTED`: the server holds `--max-logs` logs already.
     pub const LOG_LIMIT: &str = "LOG_LIMIT";
+    /// `PERMISSION_DENIED`: the access-control list does not let the subject do the action on
+    /// the log.
+    pub const ACCESS_DENIED: &str = "ACCESS_DENIED";
 }
 
 /// `ErrorInfo.metadata` keys; offsets are written in base 10.
@@ -46,4 +49,8 @@ pub mod key {
     pub const LIMIT: &str = "limit";
     /// The bytes free on the data volume.
     pub const FREE_BYTES: &str = "free_bytes";
+    /// Who a call came from: a client certificate's Common Name or a token's subject.
+    pub const SUBJECT: &str = "subject";
+    /// What a call would do to a log: `produce`, `consume` or `admin`.
+    pub const ACTION: &str = "action";
 }

@@ -1,6 +1,7 @@
 //! The girok server binary: parses flags (each also read from a `GIROK_*` environment variable),
 //! sets up tracing, opens the data directory's logs, and hands a bound listener to
-//! [`girok::server::run`]. On SIGINT or SIGTERM it drains, syncs and closes every log, and exits 0.
+//! [`girok::server::run`]. On SIGINT or SIGTERM it drains, syncs and closes every log, and exits 0;
+//! on SIGHUP it re-reads the TLS certificate and key, the token file and the ACL.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use girok::admin::Admin;
 use girok::logs::{Logs, LogsConfig};
-use girok::server::{self, Metrics, Readiness, ServerConfig};
+use girok::server::{self, Metrics, Readiness, Security, SecurityFiles, ServerConfig};
 use girok::storage::{DiskConfig, FsyncPolicy, LogConfig, Retention};
 use girok::units::{parse_duration, parse_size};
 use tokio::net::{TcpListener, TcpSocket};
@@ -95,6 +96,26 @@ struct Args {
     /// under `log="_other"`.
     #[arg(long, env = "GIROK_METRICS_MAX_LOGS", default_value_t = 100)]
     metrics_max_logs: usize,
+    /// Serve TLS on the gRPC port (and the admin listener) with this certificate chain: PEM,
+    /// leaf first. Needs `--tls-key`. SIGHUP re-reads it.
+    #[arg(long, env = "GIROK_TLS_CERT", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "GIROK_TLS_KEY", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates that chain to these CA certificates (mutual TLS); a
+    /// certificate's Common Name is the caller's subject. With `--auth-tokens`, a certificate is
+    /// asked for but optional.
+    #[arg(long, env = "GIROK_TLS_CLIENT_CA", value_name = "PEM")]
+    tls_client_ca: Option<PathBuf>,
+    /// Accept `authorization: Bearer TOKEN` from callers: a file of `TOKEN SUBJECT` lines.
+    /// Refused on plaintext bound to a non-loopback address. SIGHUP re-reads it.
+    #[arg(long, env = "GIROK_AUTH_TOKENS", value_name = "FILE")]
+    auth_tokens: Option<PathBuf>,
+    /// Per-log access control: lines `p, SUBJECT, LOG-PATTERN, ACTION` (see README, "Securing
+    /// girok"). Needs `--tls-client-ca` or `--auth-tokens`. SIGHUP re-reads it.
+    #[arg(long, env = "GIROK_ACL", value_name = "FILE")]
+    acl: Option<PathBuf>,
     /// Log line format on stderr. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "GIROK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -159,6 +180,16 @@ impl Args {
                     .filter(|&ms| ms > 0),
             },
             min_free_disk: self.min_free_disk,
+        }
+    }
+
+    fn security_files(&self) -> SecurityFiles {
+        SecurityFiles {
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            auth_tokens: self.auth_tokens.clone(),
+            acl: self.acl.clone(),
         }
     }
 
@@ -237,6 +268,36 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Re-reads the security files on every SIGHUP, for as long as the server runs; a file that
+/// fails to load is logged and the previous one stays in force. Installed even with nothing to
+/// reload, so that a stray SIGHUP never kills the server.
+fn reload_on_hangup(security: Security) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            if !security.is_configured() {
+                tracing::info!("SIGHUP received: no security files to reload");
+                continue;
+            }
+            let reloading = security.clone();
+            let failed = tokio::task::spawn_blocking(move || reloading.reload()).await;
+            match failed.as_deref() {
+                Ok([]) => {
+                    tracing::info!(security = %security.describe(), "SIGHUP received: security files reloaded")
+                }
+                Ok(failed) => {
+                    for err in failed {
+                        tracing::error!("SIGHUP: {err}; the previous one stays in force");
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "SIGHUP: reloading failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Raises the soft limit on open files to the hard limit and logs both: the server holds a
 /// descriptor per connection, and the operator's hard limit is the real bound.
 /// Returns the soft limit in force.
@@ -307,8 +368,13 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal().map_err(|err| format!("cannot listen for signals: {err}"))?;
     let nofile = raise_descriptor_limit();
+    // Bad security files refuse the start before anything else happens.
+    let security = Security::load(args.security_files())?;
+    security.check_listen_addr(args.addr)?;
+    reload_on_hangup(security.clone())
+        .map_err(|err| format!("cannot listen for signals: {err}"))?;
     let (metrics, readiness) = (Metrics::new(args.metrics_max_logs), Readiness::default());
-    let admin = Admin::new(metrics.clone(), readiness.clone());
+    let admin = Admin::new(metrics.clone(), readiness.clone()).with_security(security.clone());
     // Up before the logs open, so /readyz can say the server is starting.
     let (stop_admin, admin_task) = match args.admin_addr {
         Some(addr) => {
@@ -333,9 +399,10 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener =
         bind(args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, fsync = ?args.fsync, "serving log.v1.Log");
+    tracing::info!(addr = %local, fsync = ?args.fsync, security = %security.describe(), "serving log.v1.Log");
     println!("listening on {local}");
     let mut config = args.server_config(&metrics, &readiness);
+    config.security = security;
     // Every log holds its active segment's store open, besides the sealed segments' cache;
     // logs created later take from the reserve.
     let (connections, max_logs) = fit_descriptors(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::metrics::Metrics;
 use super::ready::Readiness;
+use super::security::Security;
 
 /// How the server serves: record and message limits, HTTP/2 windows and limits, per-stream
 /// buffering, and the shutdown grace period.
@@ -78,6 +79,9 @@ pub struct ServerConfig {
     pub metrics: Metrics,
     /// The phase `run` moves through, for `/readyz`. Default: one nobody reads.
     pub readiness: Readiness,
+    /// TLS, authentication and the access-control list. Default: plaintext, anonymous,
+    /// unrestricted.
+    pub security: Security,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +108,7 @@ impl Default for ServerConfig {
             consume_batch_bytes: 1024 * 1024,
             metrics: Metrics::default(),
             readiness: Readiness::default(),
+            security: Security::plaintext(),
         }
     }
 }

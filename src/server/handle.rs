@@ -5,7 +5,7 @@
 //! and changes to the registry run on tokio's blocking pool and come back as
 //! `Result<_, Status>`: no runtime worker ever waits on the disk, and no handler maps a storage
 //! error itself. This is the single place where later work attaches: timing calls for metrics,
-//! checking access, proposing writes through Raft. It counts each log's appended and read
+//! checking access (every lookup takes the [`Caller`]), proposing writes through Raft. It counts each log's appended and read
 //! records, and names the log in the call's span.
 
 use std::ops::Range;
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tonic::Status;
 
+use super::security::{Action, Caller};
 use super::status;
 use crate::logs::{self, LogEntry, LogSettings, Logs};
 use crate::storage::{self, CommitLog, Record};
@@ -35,20 +36,22 @@ impl Registry {
         self.logs.max_record_bytes()
     }
 
-    /// The log a request's `log` field names (empty: `default`): `INVALID_ARGUMENT` for a bad
-    /// name, `NOT_FOUND` for an unknown log. A map lookup: never blocks.
-    pub(crate) fn find(&self, field: &str) -> Result<LogHandle, Status> {
-        let name = logs::name::or_default(field);
-        tracing::Span::current().record("log", name);
-        status::check_log_name("log", name)?;
+    /// The log a request's `log` field names (empty: `default`), for `caller` to read:
+    /// `INVALID_ARGUMENT` for a bad name, then `PERMISSION_DENIED` unless the caller may
+    /// consume it, then `NOT_FOUND` for an unknown log. A map lookup: never blocks.
+    pub(crate) fn find(&self, caller: &Caller, field: &str) -> Result<LogHandle, Status> {
+        let name = checked_name(caller, Action::Consume, field)?;
         self.usable(self.logs.get(name)?)
     }
 
-    /// [`find`](Self::find) for an append: an unknown log is created while auto-create is on.
-    pub(crate) async fn find_for_append(&self, field: &str) -> Result<LogHandle, Status> {
-        let name = logs::name::or_default(field);
-        tracing::Span::current().record("log", name);
-        status::check_log_name("log", name)?;
+    /// [`find`](Self::find) for an append, which needs `produce`: an unknown log is created
+    /// while auto-create is on.
+    pub(crate) async fn find_for_append(
+        &self,
+        caller: &Caller,
+        field: &str,
+    ) -> Result<LogHandle, Status> {
+        let name = checked_name(caller, Action::Produce, field)?;
         if let Ok(entry) = self.logs.get(name) {
             return self.usable(entry);
         }
@@ -64,32 +67,40 @@ impl Registry {
         }
     }
 
-    /// Creates a log (see [`Logs::create`]).
+    /// Creates a log (see [`Logs::create`]); `caller` needs `admin` on it. The name and
+    /// settings are checked first, so a bad request is `INVALID_ARGUMENT` whoever sends it.
     pub(crate) async fn create(
         &self,
+        caller: &Caller,
         name: String,
         settings: LogSettings,
     ) -> Result<Arc<LogEntry>, Status> {
+        check_admin(caller, &name, Some(&settings))?;
         self.blocking(move |logs| logs.create(&name, settings)).await
     }
 
-    /// Replaces the settings given (see [`Logs::update`]).
+    /// Replaces the settings given (see [`Logs::update`]); `caller` needs `admin` on the log.
     pub(crate) async fn update(
         &self,
+        caller: &Caller,
         name: String,
         settings: LogSettings,
     ) -> Result<Arc<LogEntry>, Status> {
+        check_admin(caller, &name, Some(&settings))?;
         self.blocking(move |logs| logs.update(&name, settings)).await
     }
 
-    /// Deletes a log (see [`Logs::delete`]).
-    pub(crate) async fn delete(&self, name: String) -> Result<(), Status> {
+    /// Deletes a log (see [`Logs::delete`]); `caller` needs `admin` on it.
+    pub(crate) async fn delete(&self, caller: &Caller, name: String) -> Result<(), Status> {
+        check_admin(caller, &name, None)?;
         self.blocking(move |logs| logs.delete(&name)).await
     }
 
-    /// Every log, sorted by name.
-    pub(crate) fn list(&self) -> Vec<Arc<LogEntry>> {
-        self.logs.list()
+    /// Every log `caller` may consume or administer, sorted by name.
+    pub(crate) fn list(&self, caller: &Caller) -> Vec<Arc<LogEntry>> {
+        let mut entries = self.logs.list();
+        entries.retain(|entry| caller.may_list(entry.name()));
+        entries
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
@@ -103,6 +114,27 @@ impl Registry {
             .map_err(status::task_failed)?
             .map_err(Status::from)
     }
+}
+
+/// The log name a request's `log` field gives (empty: `default`), once it is valid and `caller`
+/// may do `action` on it: the checks every data RPC makes, in the contract's order.
+fn checked_name<'a>(caller: &Caller, action: Action, field: &'a str) -> Result<&'a str, Status> {
+    let name = logs::name::or_default(field);
+    tracing::Span::current().record("log", name);
+    status::check_log_name("log", name)?;
+    caller.authorize(action, name)?;
+    Ok(name)
+}
+
+/// The checks of an admin RPC on the log `name` (an admin RPC's `name` has no default), in the
+/// contract's order: the name, then the settings, then the caller's `admin` permission.
+fn check_admin(caller: &Caller, name: &str, settings: Option<&LogSettings>) -> Result<(), Status> {
+    tracing::Span::current().record("log", name);
+    status::check_log_name("name", name)?;
+    if let Some(Err((field, why))) = settings.map(LogSettings::validate) {
+        return Err(Status::from(logs::Error::InvalidSettings { field, why }));
+    }
+    caller.authorize(Action::Admin, name)
 }
 
 /// A cheap, cloneable handle over one log.

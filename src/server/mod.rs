@@ -14,6 +14,7 @@
 //! | `drain.rs` | the shutdown signal endless streams watch |
 //! | `ready.rs` | [`Readiness`]: starting, serving, draining, for `/readyz` |
 //! | `metrics/` | [`Metrics`]: the Prometheus series and their rendering |
+//! | `security/` | [`Security`]: TLS, callers' subjects (certificates, tokens), the access-control list |
 //!
 //! Dependencies point one way: `rpc` → `handle`, `wire`, `status` → storage and the API.
 //!
@@ -37,6 +38,7 @@ mod status;
 mod wire;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +51,14 @@ use tonic_health::ServingStatus;
 pub use config::ServerConfig;
 pub use metrics::Metrics;
 pub use ready::{Phase, Readiness};
+pub use security::{Security, SecurityError, SecurityFiles};
 
 use crate::logs::Logs;
 use budget::Budget;
 use drain::Drain;
 use handle::Registry;
 use router::Router;
+use security::Peer;
 
 /// The health-check name of the Log service.
 pub const LOG_SERVICE_NAME: &str = "log.v1.Log";
@@ -90,6 +94,7 @@ pub async fn run(
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));
     let (budget, share) = (Budget::new(config.max_buffered_bytes), config.connection_share());
     let (metrics, readiness) = (config.metrics.clone(), config.readiness.clone());
+    let security = config.security.clone();
     metrics.watch_budget(budget.clone());
     let service = Router::new(
         Registry::new(logs),
@@ -116,8 +121,26 @@ pub async fn run(
                     };
                     let service = service.for_connection(budget.connection(share), peer);
                     let (http2, drain) = (http2.clone(), drain.clone());
+                    // The configuration in force now: a reload applies to later connections.
+                    let tls = security.grpc_tls();
                     connections.spawn(async move {
-                        serve_connection(http2, tcp, service, drain, handshake_timeout).await;
+                        // Acks and tail records are small: send them now, not after Nagle's delay.
+                        let _ = tcp.set_nodelay(true);
+                        match tls {
+                            None => {
+                                serve_connection(http2, tcp, service, drain, handshake_timeout)
+                                    .await;
+                            }
+                            Some(tls) => {
+                                let accepted =
+                                    tls_handshake(tls, tcp, peer, handshake_timeout, drain.clone());
+                                if let Some((stream, identity)) = accepted.await {
+                                    let service = service.with_identity(identity);
+                                    serve_connection(http2, stream, service, drain, handshake_timeout)
+                                        .await;
+                                }
+                            }
+                        }
                         drop(slot);
                     });
                 }
@@ -168,17 +191,52 @@ fn http2_builder(config: &ServerConfig) -> hyper::server::conn::http2::Builder<T
     builder
 }
 
+/// The TLS handshake of a new connection from `peer`, bounded by `timeout` (like the HTTP/2
+/// handshake after it) and by the drain; answers the encrypted stream and the client's verified
+/// identity, or `None` when the handshake failed (the reason is logged at debug: scanners and
+/// probes fail it all day).
+async fn tls_handshake(
+    tls: Arc<rustls::ServerConfig>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+    mut drain: Drain,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Peer)> {
+    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(tcp);
+    let stream = tokio::select! {
+        accepted = tokio::time::timeout(timeout, accept) => match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "closing a connection that did not finish its TLS handshake in time");
+                return None;
+            }
+        },
+        () = drain.wait() => return None,
+    };
+    // A certificate the client presented has been verified by now: the handshake fails else.
+    let leaf = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
+    let identity = Peer {
+        certified: leaf.is_some(),
+        subject: leaf.and_then(|leaf| security::common_name(leaf)).map(Arc::from),
+    };
+    Some((stream, identity))
+}
+
 /// Serves one connection until the client closes it, or until the server drains (then GOAWAY and
 /// wait for its streams; `run` aborts this task when the grace period is over).
-async fn serve_connection(
+async fn serve_connection<T>(
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
-    tcp: TcpStream,
+    tcp: T,
     service: Router,
     mut drain: Drain,
     handshake_timeout: Duration,
-) {
-    // Acks and tail records are small: send them now, not after Nagle's delay.
-    let _ = tcp.set_nodelay(true);
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (tcp, handshake) = handshake::Watched::new(tcp);
     let connection = http2.serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(connection);

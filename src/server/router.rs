@@ -1,7 +1,10 @@
 //! The router: the Log, health and reflection services behind one hyper service, with tonic's
 //! decode-limit status rewritten on the way out. Each connection gets its own clone, carrying
 //! the connection's share of the memory budget to the RPCs in every request's extensions, and
-//! its peer address. Every call is counted, timed and traced here (see `metrics/grpc.rs`): the
+//! its peer address and what its TLS handshake established. Each `log.v1.Log` call is
+//! authenticated here, before any handler runs: an unauthenticated one is answered
+//! `UNAUTHENTICATED` at once; the others carry their [`Caller`](super::security::Caller) to the
+//! handler in the extensions. Every call is counted, timed and traced here (see `metrics/grpc.rs`): the
 //! handler runs inside the call's span.
 
 use std::convert::Infallible;
@@ -24,8 +27,12 @@ use super::drain::Drain;
 use super::handle::Registry;
 use super::metrics::Metrics;
 use super::rpc::LogService;
+use super::security::{Peer, Security};
 use super::status;
 use crate::api::v1::log_server::LogServer;
+
+/// The path prefix of the `log.v1.Log` service's calls.
+const LOG_SERVICE_PREFIX: &str = "/log.v1.Log/";
 
 /// Every service the server answers, as one hyper service. Cheap to clone.
 #[derive(Clone)]
@@ -36,6 +43,9 @@ pub(super) struct Router {
     metrics: Metrics,
     /// The connection's peer, for the calls' spans (`None` for the template router).
     peer: Option<SocketAddr>,
+    /// What the connection's TLS handshake established about the client.
+    identity: Peer,
+    security: Security,
 }
 
 impl Router {
@@ -49,6 +59,7 @@ impl Router {
         metrics: Metrics,
     ) -> Result<Self, ServerError> {
         let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
+        let security = config.security.clone();
         let log_service = LogServer::new(LogService::new(registry, config, drain))
             .max_decoding_message_size(decode)
             .max_encoding_message_size(encode)
@@ -67,12 +78,17 @@ impl Router {
             .add_service(health)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?);
-        Ok(Self { routes, budget, metrics, peer: None })
+        Ok(Self { routes, budget, metrics, peer: None, identity: Peer::default(), security })
     }
 
     /// The router for one connection from `peer`, whose RPCs buffer records within `budget`.
     pub(super) fn for_connection(&self, budget: Budget, peer: SocketAddr) -> Self {
         Self { budget, peer: Some(peer), ..self.clone() }
+    }
+
+    /// This connection's router once its TLS handshake established `identity`.
+    pub(super) fn with_identity(self, identity: Peer) -> Self {
+        Self { identity, ..self }
     }
 }
 
@@ -86,6 +102,19 @@ impl hyper::service::Service<http::Request<Incoming>> for Router {
         request.extensions_mut().insert(self.budget.clone());
         let call = self.metrics.start_call(request.uri().path(), self.peer);
         let span = call.span().clone();
+        // The Log service's calls need a caller; health and reflection are open to anyone who
+        // completed the handshake.
+        if request.uri().path().starts_with(LOG_SERVICE_PREFIX) {
+            match self.security.authenticate(request.headers(), &self.identity) {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(status) => {
+                    let refused = call.respond(status.into_http());
+                    return Box::pin(std::future::ready(Ok(refused)));
+                }
+            }
+        }
         let request = request.map(|body| call.request_body(body));
         // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
         let mut routes = self.routes.clone();

@@ -16,6 +16,8 @@
 //! | offsets exhausted | `RESOURCE_EXHAUSTED` | `ErrorInfo` `OFFSETS_EXHAUSTED` |
 //! | corrupt record | `DATA_LOSS` | `ErrorInfo` `RECORD_CORRUPT` |
 //! | read-only log, I/O, anything else | `INTERNAL` | — (no paths) |
+//! | no token and no client certificate, or a wrong token | `UNAUTHENTICATED` | — |
+//! | the ACL does not allow the subject the action on the log | `PERMISSION_DENIED` | `ErrorInfo` `ACCESS_DENIED` (`subject`, `action`, `log`) |
 //! | log closed, server draining, no descriptor or memory free, log that could not be opened | `UNAVAILABLE` | — |
 //!
 //! `OUT_OF_RANGE` is for offsets only: tonic reports a message over the decode limit as
@@ -29,6 +31,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::api::errors::{DOMAIN, key, reason};
 use crate::logs;
+use crate::server::security::Action;
 use crate::storage::Error;
 
 impl From<logs::Error> for Status {
@@ -69,6 +72,27 @@ pub(crate) fn log_not_found(name: &str) -> Status {
         format!("log {name:?} does not exist"),
         reason::LOG_NOT_FOUND,
         &[(key::LOG, name.to_string())],
+    )
+}
+
+/// `UNAUTHENTICATED`: the request carries no usable credentials; `why` says which were wrong
+/// (never echoing a token).
+pub(crate) fn unauthenticated(why: &str) -> Status {
+    Status::unauthenticated(why)
+}
+
+/// `PERMISSION_DENIED`: the access-control list does not let `subject` do `action` on `log`.
+pub(crate) fn permission_denied(subject: Option<&str>, action: Action, log: &str) -> Status {
+    let subject = subject.unwrap_or("(anonymous)");
+    with_info(
+        Code::PermissionDenied,
+        format!("subject {subject:?} is not permitted to {action} on log {log:?}"),
+        reason::ACCESS_DENIED,
+        &[
+            (key::SUBJECT, subject.to_string()),
+            (key::ACTION, action.to_string()),
+            (key::LOG, log.to_string()),
+        ],
     )
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod binary;
 pub mod certs;
 pub mod faulty;
+pub mod secure;
 pub mod soak;
 pub mod storage;
 

@@ -160,6 +160,10 @@ pub struct Faults {
     pub fail_dir_sync: AtomicBool,
     /// Every directory synced, in order.
     dirs_synced: Mutex<Vec<PathBuf>>,
+    /// Unlinks from this one on (counted from 0) do not happen: the process is killed there.
+    kill_at_unlink: Mutex<Option<usize>>,
+    /// Every file unlinked, in order.
+    unlinked: Mutex<Vec<PathBuf>>,
 }
 
 /// A [`FileOpener`] over real files with injectable faults. Clone the `Arc` to keep a handle.
@@ -210,6 +214,23 @@ impl FaultyFiles {
         self.faults.dirs_synced.lock().unwrap().clone()
     }
 
+    /// Kills the process (as `kill -9` does) just before unlink number `n` (from 0): that unlink
+    /// and every later mutation fail without doing anything, and files keep what they hold (a
+    /// process crash loses no written byte). Drop the log afterwards without closing it.
+    pub fn kill_at_unlink(&self, n: usize) {
+        *self.faults.kill_at_unlink.lock().unwrap() = Some(n);
+    }
+
+    /// Every file unlinked so far, in order.
+    pub fn unlinked(&self) -> Vec<PathBuf> {
+        self.faults.unlinked.lock().unwrap().clone()
+    }
+
+    /// Whether a simulated power cut or kill has happened.
+    pub fn is_dead(&self) -> bool {
+        self.faults.dead.load(Ordering::SeqCst)
+    }
+
     /// Makes every later write fail with ENOSPC after writing half its bytes (or work again).
     pub fn enospc(&self, on: bool) {
         self.faults.enospc.store(on, Ordering::SeqCst);
@@ -234,7 +255,24 @@ impl FaultyFiles {
 }
 
 impl FileOpener for FaultyFiles {
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let _guard = self.faults.mutate.lock().unwrap();
+        let mut unlinked = self.faults.unlinked.lock().unwrap();
+        if *self.faults.kill_at_unlink.lock().unwrap() == Some(unlinked.len()) {
+            self.faults.dead.store(true, Ordering::SeqCst);
+        }
+        if self.faults.dead.load(Ordering::SeqCst) {
+            return Err(dead());
+        }
+        std::fs::remove_file(path)?;
+        unlinked.push(path.to_path_buf());
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> Result<(), DirSyncError> {
+        if self.faults.dead.load(Ordering::SeqCst) {
+            return Err(DirSyncError::Sync(dead()));
+        }
         if self.faults.fail_dir_open.load(Ordering::SeqCst) {
             return Err(DirSyncError::Open(io::Error::from_raw_os_error(libc::EMFILE)));
         }
@@ -276,7 +314,7 @@ struct FaultyFile {
 }
 
 fn dead() -> io::Error {
-    io::Error::other("simulated power cut: the machine is off")
+    io::Error::other("simulated crash: the process or the machine is gone")
 }
 
 impl SegmentFile for FaultyFile {

@@ -129,6 +129,29 @@ impl Metrics {
     pub(crate) fn start_call(&self, path: &str, peer: Option<std::net::SocketAddr>) -> RpcCall {
         RpcCall::start(&self.inner.rpc, &self.inner.open_streams, path, peer)
     }
+
+    /// What the router adds to one call, alone (for the benches): starts a call to `path` from
+    /// `peer`, passes `request` through the body that counts received messages and `response`
+    /// through the one that counts sent messages and reads the status. Polling both bodies to
+    /// their end finishes the call, as serving it does.
+    #[cfg(feature = "internals")]
+    pub fn instrument_call<B>(
+        &self,
+        path: &str,
+        peer: Option<std::net::SocketAddr>,
+        request: B,
+        response: tonic::codegen::http::Response<tonic::body::Body>,
+    ) -> (
+        impl http_body::Body<Data = bytes::Bytes, Error = B::Error> + Unpin,
+        tonic::codegen::http::Response<tonic::body::Body>,
+    )
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    {
+        let call = self.start_call(path, peer);
+        let request = call.request_body(request);
+        (request, call.respond(response))
+    }
 }
 
 impl Default for Metrics {

@@ -3,8 +3,10 @@
 //! `consume_stream`, `admin`). Every RPC reaches the logs through the [`Registry`] and converts
 //! messages through `wire`.
 //!
-//! When several errors apply, the request's own (`INVALID_ARGUMENT`) comes first, then the log's
-//! (`NOT_FOUND`), then the call's outcome.
+//! When several errors apply: `UNAUTHENTICATED` (the router's), then the request's own
+//! (`INVALID_ARGUMENT`), then `PERMISSION_DENIED`, then the log's (`NOT_FOUND`), then the call's
+//! outcome. Every RPC passes its [`Caller`] to the registry, which checks the access-control list
+//! before it looks the log up.
 
 mod admin;
 mod consume_stream;
@@ -20,6 +22,7 @@ use super::budget::Budget;
 use super::config::ServerConfig;
 use super::drain::Drain;
 use super::handle::Registry;
+use super::security::Caller;
 use super::status;
 use super::wire::{record_value, to_response};
 use crate::api::v1::{
@@ -54,6 +57,15 @@ impl LogService {
         request.extensions().get::<Budget>().unwrap_or(&self.fallback_budget).clone()
     }
 
+    /// Who sent `request`: the router authenticated it and left its [`Caller`] in the
+    /// extensions; a request that came another way is anonymous.
+    fn caller<T>(&self, request: &Request<T>) -> Caller {
+        match request.extensions().get::<Caller>() {
+            Some(caller) => caller.clone(),
+            None => self.config.security.anonymous(),
+        }
+    }
+
     /// New calls are refused once the server drains; calls already running finish.
     fn check_serving(&self) -> Result<(), Status> {
         if self.drain.is_draining() { Err(status::draining()) } else { Ok(()) }
@@ -67,10 +79,11 @@ impl Log for LogService {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         self.check_serving()?;
+        let caller = self.caller(&request);
         let mut request = request.into_inner();
         let log = std::mem::take(&mut request.log);
         let value = record_value(request, self.registry.max_record_bytes())?;
-        let log = self.registry.find_for_append(&log).await?;
+        let log = self.registry.find_for_append(&caller, &log).await?;
         let offset = log.append(value).await?;
         Ok(Response::new(ProduceResponse { offset }))
     }
@@ -80,8 +93,9 @@ impl Log for LogService {
         request: Request<ConsumeRequest>,
     ) -> Result<Response<ConsumeResponse>, Status> {
         self.check_serving()?;
+        let caller = self.caller(&request);
         let request = request.into_inner();
-        let record = self.registry.find(&request.log)?.read(request.offset).await?;
+        let record = self.registry.find(&caller, &request.log)?.read(request.offset).await?;
         Ok(Response::new(to_response(record, self.config.max_encoding_message_size)?))
     }
 
@@ -92,9 +106,9 @@ impl Log for LogService {
         request: Request<ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
         self.check_serving()?;
-        let budget = self.budget(&request);
+        let (budget, caller) = (self.budget(&request), self.caller(&request));
         let request = request.into_inner();
-        let log = self.registry.find(&request.log)?;
+        let log = self.registry.find(&caller, &request.log)?;
         let stream =
             consume_stream::tail(log, request.offset, &self.config, self.drain.clone(), budget);
         Ok(Response::new(Box::pin(stream)))
@@ -110,6 +124,7 @@ impl Log for LogService {
         let budget = self.budget(&request).within(self.config.produce_queue_bytes);
         let stream = produce_stream::pipeline(
             self.registry.clone(),
+            self.caller(&request),
             request.into_inner(),
             &self.config,
             self.drain.clone(),
@@ -123,7 +138,8 @@ impl Log for LogService {
         request: Request<OffsetsRequest>,
     ) -> Result<Response<OffsetsResponse>, Status> {
         self.check_serving()?;
-        let range = self.registry.find(&request.into_inner().log)?.offsets().await?;
+        let caller = self.caller(&request);
+        let range = self.registry.find(&caller, &request.into_inner().log)?.offsets().await?;
         Ok(Response::new(OffsetsResponse { lowest_offset: range.start, next_offset: range.end }))
     }
 
@@ -132,7 +148,8 @@ impl Log for LogService {
         request: Request<CreateLogRequest>,
     ) -> Result<Response<CreateLogResponse>, Status> {
         self.check_serving()?;
-        Ok(Response::new(admin::create(&self.registry, request.into_inner()).await?))
+        let caller = self.caller(&request);
+        Ok(Response::new(admin::create(&self.registry, &caller, request.into_inner()).await?))
     }
 
     async fn delete_log(
@@ -140,15 +157,16 @@ impl Log for LogService {
         request: Request<DeleteLogRequest>,
     ) -> Result<Response<DeleteLogResponse>, Status> {
         self.check_serving()?;
-        Ok(Response::new(admin::delete(&self.registry, request.into_inner()).await?))
+        let caller = self.caller(&request);
+        Ok(Response::new(admin::delete(&self.registry, &caller, request.into_inner()).await?))
     }
 
     async fn list_logs(
         &self,
-        _request: Request<ListLogsRequest>,
+        request: Request<ListLogsRequest>,
     ) -> Result<Response<ListLogsResponse>, Status> {
         self.check_serving()?;
-        Ok(Response::new(admin::list(&self.registry).await?))
+        Ok(Response::new(admin::list(&self.registry, &self.caller(&request)).await?))
     }
 
     async fn update_log(
@@ -156,6 +174,7 @@ impl Log for LogService {
         request: Request<UpdateLogRequest>,
     ) -> Result<Response<UpdateLogResponse>, Status> {
         self.check_serving()?;
-        Ok(Response::new(admin::update(&self.registry, request.into_inner()).await?))
+        let caller = self.caller(&request);
+        Ok(Response::new(admin::update(&self.registry, &caller, request.into_inner()).await?))
     }
 }

@@ -31,6 +31,7 @@ use crate::server::budget::{Budget, Reservation};
 use crate::server::config::ServerConfig;
 use crate::server::drain::Drain;
 use crate::server::handle::{LogHandle, Registry};
+use crate::server::security::Caller;
 use crate::server::status;
 use crate::server::wire::record_value;
 
@@ -74,13 +75,14 @@ struct Pipeline {
 /// The response stream of a ProduceStream call over `requests`.
 pub(super) fn pipeline(
     registry: Registry,
+    caller: Caller,
     requests: Streaming<ProduceRequest>,
     config: &ServerConfig,
     drain: Drain,
     budget: Budget,
 ) -> impl Stream<Item = Result<ProduceResponse, Status>> + Send + 'static {
     let (tx, queue) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_requests(requests, tx, budget, registry));
+    let reader = tokio::spawn(read_requests(requests, tx, budget, registry, caller));
     let state = Pipeline {
         log: None,
         deleted: None,
@@ -108,6 +110,7 @@ async fn read_requests(
     tx: mpsc::UnboundedSender<Queued>,
     budget: Budget,
     registry: Registry,
+    caller: Caller,
 ) {
     let max_record_bytes = registry.max_record_bytes();
     let mut log: Option<String> = None;
@@ -138,7 +141,7 @@ async fn read_requests(
             }
         };
         if log.is_none() {
-            match registry.find_for_append(&named).await {
+            match registry.find_for_append(&caller, &named).await {
                 Ok(handle) => {
                     log = Some(handle.name().to_string());
                     if tx.send(Queued::Log(handle)).is_err() {

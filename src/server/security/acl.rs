@@ -80,7 +80,7 @@ const ALL_ACTIONS: Actions = 0b111;
 
 /// Why a policy could not be parsed. Every variant names the (1-based) line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum AclError {
+pub enum AclError {
     /// The first column is neither `p` nor `g`.
     #[error("line {line}: unknown line type {kind:?} (expected `p` or `g`)")]
     UnknownLineType { line: usize, kind: String },

@@ -22,7 +22,7 @@ use x509_parser::time::ASN1Time;
 
 /// Which of the server's TLS files an error is about; displays as its flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TlsFile {
+pub enum TlsFile {
     /// `--tls-cert`: the server's certificate chain, leaf first.
     Cert,
     /// `--tls-key`: the server certificate's private key.
@@ -43,7 +43,7 @@ impl std::fmt::Display for TlsFile {
 
 /// Why a TLS file could not be used. Each message names the flag and the file.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FileError {
+pub enum FileError {
     /// The file could not be read.
     #[error("reading {file} {}: {source}", path.display())]
     Read { file: TlsFile, path: PathBuf, source: std::io::Error },

@@ -37,7 +37,7 @@ pub(crate) struct Tokens {
 /// Why a token file could not be parsed. Every variant names the (1-based) line; none holds a
 /// token's text.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum TokensError {
+pub enum TokensError {
     /// A line with other than two fields.
     #[error("line {line}: expected `TOKEN SUBJECT`, found {found} field{}", if *found == 1 { "" } else { "s" })]
     Fields { line: usize, found: usize },

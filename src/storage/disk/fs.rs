@@ -1,7 +1,8 @@
 //! The narrow file seam the store writes through. Public only with the `internals` feature.
 //!
 //! A store file is only ever touched through [`SegmentFile`]: positional reads and writes, a data
-//! sync, and resizing; directories are synced through [`FileOpener::sync_dir`]. Production uses
+//! sync, and resizing; directories are synced through [`FileOpener::sync_dir`], and retention's
+//! unlinks go through [`FileOpener::remove_file`] (so a test can stop between two). Production uses
 //! [`OsFiles`] (plain `std::fs::File`, every error naming its file); a test backend can implement
 //! [`FileOpener`] to drop unsynced writes or inject errors. Index files are derived data mapped
 //! with mmap and do not go through this seam.
@@ -49,6 +50,11 @@ pub trait FileOpener: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> Result<(), DirSyncError> {
         let file = File::open(dir).map_err(|err| DirSyncError::Open(at(dir)(err)))?;
         file.sync_all().map_err(|err| DirSyncError::Sync(at(dir)(err)))
+    }
+
+    /// Unlinks the segment file `path` (a store or an index retention deletes).
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
     }
 }
 

@@ -149,7 +149,7 @@ impl Shared {
         #[cfg(test)]
         tests::before_unlinks(self);
         while let Some(&base) = pending.first() {
-            if let Err(err) = Segment::delete(&self.dir, base) {
+            if let Err(err) = Segment::delete(&self.dir, base, self.opener.as_ref()) {
                 tracing::warn!(base, error = %err, "cannot delete a segment; retrying later");
                 return Err(err.into());
             }

@@ -232,14 +232,14 @@ impl Segment {
 
     /// Deletes the files of the segment based at `base`: the store first, so that a crash
     /// between the two leaves an index without a store, which the next open deletes.
-    pub(super) fn delete(dir: &Path, base: u64) -> io::Result<()> {
+    pub(super) fn delete(dir: &Path, base: u64, opener: &dyn FileOpener) -> io::Result<()> {
         let store = store_path(dir, base);
-        match std::fs::remove_file(&store) {
+        match opener.remove_file(&store) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(at(&store)(err)),
             _ => {}
         }
         let index = index_path(dir, base);
-        match std::fs::remove_file(&index) {
+        match opener.remove_file(&index) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(at(&index)(err)),
             _ => Ok(()),
         }
