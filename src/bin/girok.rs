@@ -302,7 +302,7 @@ impl Deadline {
         call: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, CliError> {
         match tokio::time::timeout(self.limit, call).await {
-            Ok(Err(ClientError::Status(status))) if status.code() == Code::Cancelled => {
+            Ok(Err(ClientError::Status(status))) if closed_by_peer(&status) => {
                 Err(CliError::Closed { addr: self.addr.clone(), hint: self.closed })
             }
             Ok(result) => Ok(result?),
@@ -357,6 +357,20 @@ async fn run(args: Args) -> Result<(), CliError> {
             unreachable!("handled before connecting")
         }
     }
+}
+
+/// Whether `status` says only that the connection went away mid-call: hyper cancels the calls
+/// of a connection the peer closed, or fails the one writing with a broken pipe or a reset.
+fn closed_by_peer(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        let kind = err.downcast_ref::<io::Error>().map(io::Error::kind);
+        if matches!(kind, Some(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)) {
+            return true;
+        }
+        source = err.source();
+    }
+    status.code() == Code::Cancelled
 }
 
 /// `--timeout`: a duration above zero (zero would time out every call).

@@ -119,9 +119,13 @@ impl Connect {
         };
         let channel = connected.map_err(|err| {
             let peer = endpoint.uri().authority().map(|a| a.to_string());
-            match tls_failure(&err) {
-                Some(reason) => ClientError::Handshake { peer, reason },
-                None => ClientError::Connect(err),
+            if let Some(reason) = tls_failure(&err) {
+                return ClientError::Handshake { peer, reason };
+            }
+            // The endpoint's own TCP connect timeout, which may fire before ours.
+            match (self.timeout, timed_out(&err)) {
+                (Some(after), true) => ClientError::Timeout { addr: self.addr.clone(), after },
+                _ => ClientError::Connect(err),
             }
         })?;
         Ok(Client::with_transport(Transport::new(channel, authorization)))
@@ -250,17 +254,34 @@ pub(super) fn tls_failure(err: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        // tokio-rustls wraps rustls's error in an io::Error, whose `source` skips it.
-        if let Some(tls) = err
-            .downcast_ref::<io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
+        // tokio-rustls wraps rustls's error in an io::Error, whose `source` skips it; an alert
+        // the server sent after the handshake (refusing this client's certificate under TLS
+        // 1.3) reaches us as rustls's words only.
+        if let Some(inner) = err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(tls.to_string());
+            }
+            let text = inner.to_string();
+            if text.starts_with("received fatal alert: ") {
+                return Some(text);
+            }
         }
         next = err.source();
     }
     None
+}
+
+/// Whether a timeout (tokio's, or an I/O error saying so) is among `err`'s causes.
+fn timed_out(err: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let io_timeout = err.downcast_ref::<io::Error>().map(io::Error::kind);
+        if err.is::<tokio::time::error::Elapsed>() || io_timeout == Some(io::ErrorKind::TimedOut) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// The innermost cause of `err`: tonic's own words are only "transport error".

@@ -7,7 +7,8 @@
 //!   `record too large (RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE, limit_bytes=1024)`;
 //! - `UNAUTHENTICATED` adds what the server wants: a token or a client certificate;
 //! - a failed TLS handshake names the server and rustls's reason: `TLS handshake with
-//!   127.0.0.1:8400 failed: invalid peer certificate: UnknownIssuer`;
+//!   127.0.0.1:8400 failed: invalid peer certificate: UnknownIssuer`, and when the server
+//!   refused this client's certificate (or its absence), what to pass instead;
 //! - other errors give their causes after a colon each.
 
 use std::error::Error;
@@ -47,6 +48,17 @@ pub(crate) fn describe(err: &CliError) -> String {
             } else {
                 format!("{line} ({detail})")
             }
+        }
+        CliError::Client(handshake @ ClientError::Handshake { reason, .. }) => {
+            // The alerts a server sends when it will not take this client's certificate.
+            let hint = if reason.ends_with("CertificateRequired") {
+                ": the server requires a client certificate: pass --cert and --key"
+            } else if reason.starts_with("received fatal alert") {
+                ": the server refused the client certificate: check that its client CA signed --cert"
+            } else {
+                ""
+            };
+            format!("{handshake}{hint}")
         }
         _ => with_causes(err),
     };
