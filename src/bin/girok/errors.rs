@@ -5,7 +5,7 @@
 //!   holds [0, 3)`;
 //! - any other status with an `ErrorInfo` ends with its code, reason and metadata in brackets:
 //!   `record too large (RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE, limit_bytes=1024)`;
-//! - `UNAUTHENTICATED` adds what the server wants: a token or a client certificate;
+//! - `UNAUTHENTICATED` adds the flags that carry credentials;
 //! - a failed TLS handshake names the server and rustls's reason: `TLS handshake with
 //!   127.0.0.1:8400 failed: invalid peer certificate: UnknownIssuer`, and when the server
 //!   refused this client's certificate (or its absence), what to pass instead;
@@ -42,9 +42,7 @@ pub(crate) fn describe(err: &CliError) -> String {
                 }
             }
             if status.code() == Code::Unauthenticated {
-                format!(
-                    "{line} ({detail}): give a token (--token or GIROK_TOKEN) or a client certificate (--cert and --key)"
-                )
+                format!("{line} ({detail}): check --token (GIROK_TOKEN), or --cert and --key")
             } else {
                 format!("{line} ({detail})")
             }
