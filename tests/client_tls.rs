@@ -329,8 +329,9 @@ async fn the_cli_prints_a_denial_by_the_acl_as_one_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_names_the_handshake_failure_when_it_trusts_another_ca() {
-    // What a person can act on: the server, and that its certificate's issuer is unknown.
+async fn the_cli_names_the_handshake_failure_when_it_trusts_another_ca_or_speaks_plaintext() {
+    // What a person can act on: the server, and that its certificate's issuer is unknown; or,
+    // speaking plaintext to a TLS server (which just closes the connection), to use https://.
     let pki = Pki::new();
     let served = Secured::start(&pki, Asks::default());
     let stranger = Pki::new();
@@ -344,6 +345,15 @@ async fn the_cli_names_the_handshake_failure_when_it_trusts_another_ca() {
             served.server.addr
         );
         assert!(error.starts_with(&expected) && error.lines().count() == 1, "{error}");
+
+        let plaintext = served.server.url();
+        let output = girok(&args!["--addr", plaintext, "offsets"], &[]).await;
+        assert!(!output.status.success());
+        // The server's alert arrives as a close, or as bytes that are no HTTP/2 frame.
+        let error = stderr(&output);
+        let prefix = format!("girok: the server at {plaintext} ");
+        assert!(error.starts_with(&prefix), "{error}");
+        assert!(error.ends_with(": if it serves TLS, use https://\n"), "{error}");
     })
     .await;
 }

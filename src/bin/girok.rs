@@ -233,9 +233,10 @@ enum CliError {
     /// `--timeout` passed while connecting or waiting for an answer.
     #[error("timed out after {} {doing} {addr}", humantime::format_duration(*after))]
     Timeout { addr: String, after: Duration, doing: &'static str },
-    /// The server closed the connection while a call was under way (the CLI cancels none).
-    #[error("the server at {addr} closed the connection: {hint}")]
-    Closed { addr: String, hint: &'static str },
+    /// The server closed the connection while a call was under way (the CLI cancels none), or
+    /// answered with bytes that are not HTTP/2.
+    #[error("the server at {addr} {how}: {hint}")]
+    BrokenOff { addr: String, how: &'static str, hint: &'static str },
     /// Stdin or the --file could not be read; the records before were sent.
     #[error("reading {what} after {records} records")]
     Input { what: String, records: u64, source: io::Error },
@@ -257,7 +258,7 @@ enum CliError {
 struct Deadline {
     addr: String,
     limit: Duration,
-    /// What a connection the server closes mid-call most likely means, given the options.
+    /// What a call the server breaks off (see `broken_off`) most likely means, given the options.
     closed: &'static str,
 }
 
@@ -302,8 +303,9 @@ impl Deadline {
         call: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, CliError> {
         match tokio::time::timeout(self.limit, call).await {
-            Ok(Err(ClientError::Status(status))) if closed_by_peer(&status) => {
-                Err(CliError::Closed { addr: self.addr.clone(), hint: self.closed })
+            Ok(Err(ClientError::Status(status))) if broken_off(&status).is_some() => {
+                let how = broken_off(&status).unwrap_or_default();
+                Err(CliError::BrokenOff { addr: self.addr.clone(), how, hint: self.closed })
             }
             Ok(result) => Ok(result?),
             Err(_) => Err(self.elapsed("waiting for an answer from")),
@@ -359,18 +361,22 @@ async fn run(args: Args) -> Result<(), CliError> {
     }
 }
 
-/// Whether `status` says only that the connection went away mid-call: hyper cancels the calls
-/// of a connection the peer closed, or fails the one writing with a broken pipe or a reset.
-fn closed_by_peer(status: &tonic::Status) -> bool {
+/// How the server broke off a call, when `status` says only that: hyper cancels the calls of
+/// a connection the peer closed, or fails the one writing with a broken pipe or a reset; h2
+/// fails on bytes that are no HTTP/2 frame (a TLS alert read as plaintext).
+fn broken_off(status: &tonic::Status) -> Option<&'static str> {
     let mut source = std::error::Error::source(status);
     while let Some(err) = source {
         let kind = err.downcast_ref::<io::Error>().map(io::Error::kind);
         if matches!(kind, Some(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)) {
-            return true;
+            return Some("closed the connection");
+        }
+        if err.downcast_ref::<h2::Error>().is_some_and(h2::Error::is_library) {
+            return Some("answered with something other than HTTP/2");
         }
         source = err.source();
     }
-    status.code() == Code::Cancelled
+    (status.code() == Code::Cancelled).then_some("closed the connection")
 }
 
 /// `--timeout`: a duration above zero (zero would time out every call).
