@@ -160,6 +160,61 @@ async fn metrics_max_logs_labels_the_busiest_and_sums_the_rest_under_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_never_go_back_as_logs_get_busier_and_are_deleted() {
+    // With --metrics-max-logs 1: the first log labelled keeps its label while an `_other`
+    // member becomes busier, a third log comes and is deleted (its last appends still counted);
+    // across the scrapes every `_total` series only grows.
+    let admin = Admin::start(&[("GIROK_METRICS_MAX_LOGS", "1")]);
+    let mut client = admin.client().await;
+    let (mut busy, mut quiet) = (client.log("busy"), client.log("quiet"));
+    let mut scrapes = Vec::new();
+    let scrape = || tokio::task::block_in_place(|| admin.scrape());
+    for _ in 0..4 {
+        busy.produce("b").await.unwrap();
+    }
+    quiet.produce("q").await.unwrap();
+    for _ in 0..3 {
+        quiet.consume(0).await.unwrap();
+    }
+    scrapes.push(scrape());
+    for _ in 0..10 {
+        quiet.consume(0).await.unwrap();
+    }
+    scrapes.push(scrape());
+    let mut third = client.log("third");
+    third.produce("t").await.unwrap();
+    scrapes.push(scrape());
+    for _ in 0..3 {
+        third.produce("t").await.unwrap();
+    }
+    client.delete_log("third").await.unwrap();
+    scrapes.push(scrape());
+    scrapes.push(scrape());
+
+    let last = scrapes.last().unwrap();
+    assert_eq!(value(last, "girok_log_end_offset", &[("log", "busy")]), Some(4.0));
+    assert_eq!(value(last, "girok_log_end_offset", &[("log", "quiet")]), None);
+    let other = [("log", "_other")];
+    assert_eq!(value(last, "girok_append_records_total", &other), Some(1.0 + 4.0));
+    assert_eq!(value(last, "girok_read_records_total", &other), Some(13.0));
+    assert_eq!(value(last, "girok_log_end_offset", &other), Some(1.0), "quiet's, summed");
+    for (i, pair) in scrapes.windows(2).enumerate() {
+        for before in pair[0].iter().filter(|s| s.name.ends_with("_total")) {
+            let labels: Vec<_> =
+                before.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let after = value(&pair[1], &before.name, &labels);
+            assert!(
+                after.is_some_and(|after| after >= before.value),
+                "{} {labels:?}: {} then {after:?} (scrapes {i} and {})",
+                before.name,
+                before.value,
+                i + 1
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_streams_are_gauged_by_kind_while_they_last() {
     // An open tail counts in girok_open_streams{kind="consume"} and stops counting once it ends.
     let admin = Admin::start(&[]);

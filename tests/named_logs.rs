@@ -161,6 +161,34 @@ async fn produce_creates_an_unknown_log_only_while_auto_create_is_on() {
 }
 
 #[tokio::test]
+async fn the_name_other_is_reserved_for_the_metrics() {
+    // `_other` names the metrics' sum of unlabelled logs: neither a produce nor a CreateLog can
+    // make a log of that name, and the reason says why; `_others` is an ordinary name.
+    let server = serve(LogsConfig::default()).await;
+    let mut client = server.client().await;
+    bounded("reserved name", async {
+        let status = create(&mut client, "_other").await.unwrap_err();
+        assert_eq!(violated_field(&status), "name");
+        assert!(status.message().contains("reserved for the metrics"), "{status:?}");
+        let status = client.produce(produce("_other", "v")).await.unwrap_err();
+        assert_eq!(violated_field(&status), "log");
+        assert!(status.message().contains("reserved for the metrics"), "{status:?}");
+        create(&mut client, "_others").await.unwrap();
+        let names: Vec<String> = client
+            .list_logs(ListLogsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .logs
+            .into_iter()
+            .map(|log| log.name)
+            .collect();
+        assert_eq!(names, ["_others", "default"]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn invalid_names_are_invalid_arguments_on_the_field_that_holds_them() {
     // A bad `log` is a BadRequest violation on `log`; a bad or empty admin `name` one on `name`.
     let server = serve(LogsConfig::default()).await;

@@ -55,15 +55,23 @@ fn file(pki: &Pki, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// TLS with `pki`'s server certificate, and nothing else.
+fn tls_files(pki: &Pki) -> SecurityFiles {
+    let (cert, key) = pki.server();
+    SecurityFiles { tls_cert: Some(cert), tls_key: Some(key), ..SecurityFiles::default() }
+}
+
+/// Mutual TLS: client certificates of `pki`'s CA are required.
+fn mutual_files(pki: &Pki) -> SecurityFiles {
+    SecurityFiles { tls_client_ca: Some(pki.ca()), ..tls_files(pki) }
+}
+
 /// TLS with optional client certificates, tokens and the policy: every way to be a subject.
 async fn policed(pki: &Pki) -> TestServer {
-    let (cert, key) = pki.server();
     secured(SecurityFiles {
-        tls_cert: Some(cert),
-        tls_key: Some(key),
-        tls_client_ca: Some(pki.ca()),
         auth_tokens: Some(file(pki, "tokens", TOKENS)),
         acl: Some(file(pki, "acl.csv", POLICY)),
+        ..mutual_files(pki)
     })
     .await
 }
@@ -114,13 +122,7 @@ fn code<T>(result: Result<T, Status>) -> Code {
 async fn a_tls_server_round_trips_and_refuses_plaintext() {
     with_timeout(async {
         let pki = Pki::new();
-        let (cert, key) = pki.server();
-        let server = secured(SecurityFiles {
-            tls_cert: Some(cert),
-            tls_key: Some(key),
-            ..Default::default()
-        })
-        .await;
+        let server = secured(tls_files(&pki)).await;
         let mut client = client(server.addr, &Creds::tls(&pki)).await;
         let offset = client.produce(produce("", "over tls")).await.unwrap().into_inner().offset;
         let record = client.consume(consume("", offset)).await.unwrap().into_inner();
@@ -141,14 +143,7 @@ async fn a_tls_server_round_trips_and_refuses_plaintext() {
 async fn mutual_tls_refuses_clients_without_a_certificate_from_its_ca() {
     with_timeout(async {
         let pki = Pki::new();
-        let (cert, key) = pki.server();
-        let server = secured(SecurityFiles {
-            tls_cert: Some(cert),
-            tls_key: Some(key),
-            tls_client_ca: Some(pki.ca()),
-            ..Default::default()
-        })
-        .await;
+        let server = secured(mutual_files(&pki)).await;
         reach(server.addr, &Creds::cert(&pki, "alice"))
             .await
             .expect("a client certificate is served");
@@ -382,15 +377,8 @@ async fn admin_rpcs_need_admin_and_check_the_request_first() {
 async fn a_certificate_names_its_subject_under_mutual_tls_and_the_acl() {
     with_timeout(async {
         let pki = Pki::new();
-        let (cert, key) = pki.server();
-        let server = secured(SecurityFiles {
-            tls_cert: Some(cert),
-            tls_key: Some(key),
-            tls_client_ca: Some(pki.ca()),
-            acl: Some(file(&pki, "acl.csv", POLICY)),
-            ..Default::default()
-        })
-        .await;
+        let acl = Some(file(&pki, "acl.csv", POLICY));
+        let server = secured(SecurityFiles { acl, ..mutual_files(&pki) }).await;
         let mut producer = client(server.addr, &Creds::cert(&pki, "producer")).await;
         producer.produce(produce("orders", "a")).await.expect("producer may produce");
         assert_denied(

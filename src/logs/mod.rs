@@ -11,7 +11,7 @@
 //! | `data_dir.rs` | the data directory: one directory per log, crash-atomic create and delete |
 //! | `fs.rs` | the directory seam a test replaces to crash at any step |
 //! | `parallel.rs` | opening and closing many logs on a few threads |
-//! | `retention.rs` | the thread that applies every log's retention, and the free-space floor |
+//! | `retention.rs` | the thread that applies every log's retention |
 //! | `error.rs` | the registry's [`Error`] |
 //!
 //! # Concurrency
@@ -96,8 +96,9 @@ pub struct LogEntry {
     deleted: watch::Sender<bool>,
     /// Why the stored log could not be opened (then `log` is an empty, closed stand-in).
     failed: Option<String>,
-    /// What has been done to the log since it was opened; the metrics read it.
-    activity: Activity,
+    /// What has been done to the log since it was opened; the metrics read it, and keep it for a
+    /// scrape past the log's deletion to count its last increments.
+    activity: Arc<Activity>,
 }
 
 impl std::fmt::Debug for LogEntry {
@@ -120,7 +121,7 @@ impl LogEntry {
             log: opened.log,
             deleted: watch::Sender::new(false),
             failed: opened.failed,
-            activity: Activity::default(),
+            activity: Arc::default(),
         })
     }
 
@@ -151,7 +152,7 @@ impl LogEntry {
     }
 
     /// What has been done to the log since it was opened (appends, reads, retention).
-    pub fn activity(&self) -> &Activity {
+    pub fn activity(&self) -> &Arc<Activity> {
         &self.activity
     }
 
@@ -291,6 +292,14 @@ impl Logs {
     pub fn limit_logs(&self, max: usize) {
         let _admin = self.admin();
         self.max_logs.store(max.max(self.len()), Ordering::Relaxed);
+    }
+
+    /// Refuses appends while the data volume has less than `bytes` free (0: never), replacing
+    /// [`LogsConfig::min_free_disk`]; takes effect at once. Logs kept in memory have no floor.
+    pub fn set_min_free_disk(&self, bytes: u64) {
+        if let Some(group) = self.catalog.group() {
+            group.set_min_free_bytes(bytes);
+        }
     }
 
     /// A creation time later than any handed out before, and not before now.

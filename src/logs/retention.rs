@@ -115,12 +115,4 @@ impl Logs {
             None => Ok(None),
         }
     }
-
-    /// Refuses appends while the data volume has less than `bytes` free (0: never); takes
-    /// effect at once. Logs kept in memory have no floor.
-    pub fn set_min_free_disk(&self, bytes: u64) {
-        if let Some(group) = self.catalog.group() {
-            group.set_min_free_bytes(bytes);
-        }
-    }
 }

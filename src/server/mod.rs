@@ -83,7 +83,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     // Applies every log's retention until the server stops.
-    let _retention = logs.start_retention()?;
+    let retention = logs.start_retention()?;
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -170,6 +170,11 @@ pub async fn run(
             "grace period over: aborting the remaining connections"
         );
         connections.shutdown().await;
+    }
+    // Stopping the retention thread joins it, which waits for a pass in progress (its unlinks):
+    // on the blocking pool, not on a worker.
+    if let Some(retention) = retention {
+        let _ = tokio::task::spawn_blocking(move || drop(retention)).await;
     }
     tracing::info!("server stopped");
     Ok(())

@@ -21,7 +21,10 @@
 //! | log closed, server draining, no descriptor or memory free, log that could not be opened | `UNAVAILABLE` | — |
 //!
 //! `OUT_OF_RANGE` is for offsets only: tonic reports a message over the decode limit as
-//! `OUT_OF_RANGE` by itself, and [`rewrite_decode_limit`] turns that into `RESOURCE_EXHAUSTED`.
+//! `OUT_OF_RANGE` by itself, and a compressed message over it once decompressed as a bare
+//! `RESOURCE_EXHAUSTED` ("Error decompressing: size limit..."); [`rewrite_decode_limit`] (and
+//! [`rewrite_transport`], mid-stream) turn both into `RESOURCE_EXHAUSTED` with
+//! `MESSAGE_TOO_LARGE`.
 
 use std::collections::HashMap;
 
@@ -267,9 +270,16 @@ pub(crate) fn task_failed(err: tokio::task::JoinError) -> Status {
     Status::internal("internal error")
 }
 
-/// Whether `status` is tonic's own decode-limit error: `OUT_OF_RANGE` without girok's details.
-fn is_decode_limit(code: Code, has_details: bool) -> bool {
-    code == Code::OutOfRange && !has_details
+/// The start of tonic's message for a compressed message over the decode limit once
+/// decompressed (tonic 0.14, `codec/decode.rs`).
+const DECOMPRESSED_OVER_LIMIT: &str = "Error decompressing: size limit";
+
+/// Whether a status is tonic's own decode-limit error: `OUT_OF_RANGE` without girok's details,
+/// or `RESOURCE_EXHAUSTED` without details saying decompressing hit the limit.
+fn is_decode_limit(code: Code, has_details: bool, message: &str) -> bool {
+    !has_details
+        && (code == Code::OutOfRange
+            || (code == Code::ResourceExhausted && message.starts_with(DECOMPRESSED_OVER_LIMIT)))
 }
 
 /// `RESOURCE_EXHAUSTED` with `MESSAGE_TOO_LARGE` for a message over the decode limit.
@@ -278,9 +288,10 @@ fn message_too_large(message: &str) -> Status {
 }
 
 /// Rewrites a status that tonic produced on its own: `OUT_OF_RANGE` without girok's details can
-/// only be tonic's "decoded message length too large", which is `RESOURCE_EXHAUSTED`.
+/// only be tonic's "decoded message length too large", which is `RESOURCE_EXHAUSTED`, and a
+/// decompression over the limit lacks the `MESSAGE_TOO_LARGE` detail.
 pub(crate) fn rewrite_transport(status: Status) -> Status {
-    if is_decode_limit(status.code(), !status.details().is_empty()) {
+    if is_decode_limit(status.code(), !status.details().is_empty(), status.message()) {
         message_too_large(status.message())
     } else {
         status
@@ -291,13 +302,16 @@ pub(crate) fn rewrite_transport(status: Status) -> Status {
 /// it could not decode.
 pub(crate) fn rewrite_decode_limit<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    // Most responses carry their status in trailers; only look closer at an OUT_OF_RANGE header.
-    let out_of_range = (Code::OutOfRange as i32).to_string();
-    if headers.get("grpc-status").is_none_or(|v| v.as_bytes() != out_of_range.as_bytes()) {
+    // Most responses carry their status in trailers; only look closer at an OUT_OF_RANGE or
+    // RESOURCE_EXHAUSTED header.
+    let (out_of_range, exhausted) =
+        ((Code::OutOfRange as i32).to_string(), (Code::ResourceExhausted as i32).to_string());
+    let Some(code) = headers.get("grpc-status") else { return response };
+    if code.as_bytes() != out_of_range.as_bytes() && code.as_bytes() != exhausted.as_bytes() {
         return response;
     }
     let Some(status) = Status::from_header_map(headers) else { return response };
-    if !is_decode_limit(status.code(), !status.details().is_empty()) {
+    if !is_decode_limit(status.code(), !status.details().is_empty(), status.message()) {
         return response;
     }
     let mut rewritten = http::HeaderMap::new();

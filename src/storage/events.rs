@@ -2,9 +2,9 @@
 //! an appended batch and its size) without importing a metrics crate. The server implements it
 //! and turns events into metrics; everyone else gets [`NoEvents`].
 //!
-//! Events are reported on the thread that did the work, inside storage calls: an implementation
-//! must be cheap (an atomic add, a histogram bucket) and must never block or call back into the
-//! log.
+//! Events are reported on the thread that did the work, inside storage calls but with no lock of
+//! the log held: an implementation must be cheap (an atomic add, a histogram's short lock), must
+//! never block for long, and must not call back into the log.
 
 use std::fmt::Debug;
 use std::time::Duration;

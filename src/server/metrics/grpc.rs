@@ -13,6 +13,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -57,54 +58,82 @@ pub(crate) struct StreamKind {
     kind: &'static str,
 }
 
-/// A served method: its labels and, for a streaming one, its `girok_open_streams` kind.
-struct Method {
-    labels: MethodLabels,
-    stream_kind: Option<&'static str>,
-}
-
 const UNARY: &str = "unary";
 const SERVER_STREAM: &str = "server_stream";
 const BIDI_STREAM: &str = "bidi_stream";
 
-/// The methods served, by path.
-fn method(path: &str) -> Method {
+/// The methods served (service, method, type, `girok_open_streams` kind), then `unknown` for
+/// any other path: an index in it names a method's [`MethodHandles`].
+const METHODS: [(&str, &str, &str, Option<&str>); 14] = [
+    ("log.v1.Log", "Produce", UNARY, None),
+    ("log.v1.Log", "Consume", UNARY, None),
+    ("log.v1.Log", "Offsets", UNARY, None),
+    ("log.v1.Log", "CreateLog", UNARY, None),
+    ("log.v1.Log", "DeleteLog", UNARY, None),
+    ("log.v1.Log", "ListLogs", UNARY, None),
+    ("log.v1.Log", "UpdateLog", UNARY, None),
+    ("log.v1.Log", "ConsumeStream", SERVER_STREAM, Some("consume")),
+    ("log.v1.Log", "ProduceStream", BIDI_STREAM, Some("produce")),
+    ("grpc.health.v1.Health", "Check", UNARY, None),
+    ("grpc.health.v1.Health", "Watch", SERVER_STREAM, Some("health_watch")),
+    (
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+        BIDI_STREAM,
+        Some("reflection"),
+    ),
+    (
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+        BIDI_STREAM,
+        Some("reflection"),
+    ),
+    ("unknown", "unknown", UNARY, None),
+];
+
+/// The index in [`METHODS`] of the method at `path`: `unknown` (the last) unless it is served.
+fn method_index(path: &str) -> usize {
     let (service, name) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
-    let known = |grpc_service, grpc_method, grpc_type, stream_kind| Method {
-        labels: MethodLabels { grpc_type, grpc_service, grpc_method },
-        stream_kind,
-    };
-    match (service, name) {
-        ("log.v1.Log", "Produce") => known("log.v1.Log", "Produce", UNARY, None),
-        ("log.v1.Log", "Consume") => known("log.v1.Log", "Consume", UNARY, None),
-        ("log.v1.Log", "Offsets") => known("log.v1.Log", "Offsets", UNARY, None),
-        ("log.v1.Log", "CreateLog") => known("log.v1.Log", "CreateLog", UNARY, None),
-        ("log.v1.Log", "DeleteLog") => known("log.v1.Log", "DeleteLog", UNARY, None),
-        ("log.v1.Log", "ListLogs") => known("log.v1.Log", "ListLogs", UNARY, None),
-        ("log.v1.Log", "UpdateLog") => known("log.v1.Log", "UpdateLog", UNARY, None),
-        ("log.v1.Log", "ConsumeStream") => {
-            known("log.v1.Log", "ConsumeStream", SERVER_STREAM, Some("consume"))
-        }
-        ("log.v1.Log", "ProduceStream") => {
-            known("log.v1.Log", "ProduceStream", BIDI_STREAM, Some("produce"))
-        }
-        ("grpc.health.v1.Health", "Check") => known("grpc.health.v1.Health", "Check", UNARY, None),
-        ("grpc.health.v1.Health", "Watch") => {
-            known("grpc.health.v1.Health", "Watch", SERVER_STREAM, Some("health_watch"))
-        }
-        ("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo") => known(
-            "grpc.reflection.v1.ServerReflection",
-            "ServerReflectionInfo",
-            BIDI_STREAM,
-            Some("reflection"),
+    METHODS.iter().position(|&(s, m, ..)| s == service && m == name).unwrap_or(METHODS.len() - 1)
+}
+
+/// How many status codes there are: [`Code`] as `usize` indexes `MethodHandles::handled`.
+const CODES: usize = 17;
+
+/// One method's series, taken from the families at its first use and kept, so that a call
+/// hashes no label set. Only series a call has used exist, as with the families alone.
+#[derive(Debug)]
+struct MethodHandles {
+    labels: MethodLabels,
+    stream_kind: Option<&'static str>,
+    started: OnceLock<Counter>,
+    received: OnceLock<Counter>,
+    sent: OnceLock<Counter>,
+    handling_seconds: OnceLock<Histogram>,
+    open_stream: OnceLock<Gauge>,
+    /// By code.
+    handled: [OnceLock<Counter>; CODES],
+}
+
+impl MethodHandles {
+    fn new(
+        (grpc_service, grpc_method, grpc_type, stream_kind): (
+            &'static str,
+            &'static str,
+            &'static str,
+            Option<&'static str>,
         ),
-        ("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo") => known(
-            "grpc.reflection.v1alpha.ServerReflection",
-            "ServerReflectionInfo",
-            BIDI_STREAM,
-            Some("reflection"),
-        ),
-        _ => known("unknown", "unknown", UNARY, None),
+    ) -> Self {
+        Self {
+            labels: MethodLabels { grpc_type, grpc_service, grpc_method },
+            stream_kind,
+            started: OnceLock::new(),
+            received: OnceLock::new(),
+            sent: OnceLock::new(),
+            handling_seconds: OnceLock::new(),
+            open_stream: OnceLock::new(),
+            handled: std::array::from_fn(|_| OnceLock::new()),
+        }
     }
 }
 
@@ -131,25 +160,33 @@ fn code_label(code: Code) -> &'static str {
     }
 }
 
-/// The `grpc_server_*` families.
-#[derive(Debug)]
+/// The `grpc_server_*` families, and each method's handles on them. Cloning shares them.
+#[derive(Clone, Debug)]
 pub(crate) struct RpcMetrics {
+    inner: Arc<Families>,
+}
+
+#[derive(Debug)]
+struct Families {
     started: Family<MethodLabels, Counter>,
     handled: Family<HandledLabels, Counter>,
     received: Family<MethodLabels, Counter>,
     sent: Family<MethodLabels, Counter>,
     handling_seconds: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    /// Indexed as [`METHODS`].
+    methods: Vec<MethodHandles>,
 }
 
 impl RpcMetrics {
     /// The families, registered in `registry` (counters without `_total`: the encoder adds it).
     pub(crate) fn register(registry: &mut Registry) -> Self {
-        let this = Self {
+        let this = Families {
             started: Family::default(),
             handled: Family::default(),
             received: Family::default(),
             sent: Family::default(),
             handling_seconds: Family::new_with_constructor(|| Histogram::new(HANDLING_BUCKETS)),
+            methods: METHODS.into_iter().map(MethodHandles::new).collect(),
         };
         registry.register("grpc_server_started", "RPCs started", this.started.clone());
         registry.register(
@@ -168,17 +205,17 @@ impl RpcMetrics {
             "Time from the start of an RPC to its status (a stream's whole life)",
             this.handling_seconds.clone(),
         );
-        this
+        Self { inner: Arc::new(this) }
     }
 }
 
 /// One call in flight: counted, timed and traced until it finishes (at the end of its response
 /// body, or when dropped).
 pub(crate) struct RpcCall {
-    labels: MethodLabels,
+    rpc: Arc<Families>,
+    /// The method's index in [`METHODS`].
+    method: usize,
     started: Instant,
-    handled: Family<HandledLabels, Counter>,
-    handling_seconds: Family<MethodLabels, Histogram, fn() -> Histogram>,
     received: Counter,
     sent: Counter,
     /// `girok_open_streams{kind}` of a streaming call, decremented when it finishes.
@@ -195,13 +232,20 @@ impl RpcCall {
         path: &str,
         peer: Option<SocketAddr>,
     ) -> Self {
-        let method = method(path);
-        let labels = method.labels;
-        rpc.started.get_or_create(&labels).inc();
-        let open_stream = method.stream_kind.map(|kind| {
-            let gauge = open_streams.get_or_create(&StreamKind { kind }).clone();
+        let families = &rpc.inner;
+        let method = method_index(path);
+        let handles = &families.methods[method];
+        let labels = handles.labels;
+        let resolve = |cell: &OnceLock<Counter>, family: &Family<MethodLabels, Counter>| {
+            cell.get_or_init(|| family.get_or_create(&labels).clone()).clone()
+        };
+        resolve(&handles.started, &families.started).inc();
+        let open_stream = handles.stream_kind.map(|kind| {
+            let gauge = handles
+                .open_stream
+                .get_or_init(|| open_streams.get_or_create(&StreamKind { kind }).clone());
             gauge.inc();
-            gauge
+            gauge.clone()
         });
         let span = tracing::info_span!(
             "rpc",
@@ -212,12 +256,11 @@ impl RpcCall {
             duration_ms = Empty,
         );
         Self {
-            labels,
+            rpc: Arc::clone(families),
+            method,
             started: Instant::now(),
-            handled: rpc.handled.clone(),
-            handling_seconds: rpc.handling_seconds.clone(),
-            received: rpc.received.get_or_create(&labels).clone(),
-            sent: rpc.sent.get_or_create(&labels).clone(),
+            received: resolve(&handles.received, &families.received),
+            sent: resolve(&handles.sent, &families.sent),
             open_stream,
             span,
             code: None,
@@ -265,22 +308,55 @@ impl RpcCall {
             return;
         }
         let took = self.started.elapsed();
-        let code = code_label(self.code.unwrap_or(Code::Cancelled));
-        let MethodLabels { grpc_type, grpc_service, grpc_method } = self.labels;
-        let handled = HandledLabels { grpc_type, grpc_service, grpc_method, grpc_code: code };
-        self.handled.get_or_create(&handled).inc();
-        self.handling_seconds.get_or_create(&self.labels).observe(took.as_secs_f64());
+        let (families, handles) = (&self.rpc, &self.rpc.methods[self.method]);
+        let status = self.code.unwrap_or(Code::Cancelled);
+        let code = code_label(status);
+        let handled = handles.handled[status as usize].get_or_init(|| {
+            let MethodLabels { grpc_type, grpc_service, grpc_method } = handles.labels;
+            let labels = HandledLabels { grpc_type, grpc_service, grpc_method, grpc_code: code };
+            families.handled.get_or_create(&labels).clone()
+        });
+        handled.inc();
+        let histogram = handles
+            .handling_seconds
+            .get_or_init(|| families.handling_seconds.get_or_create(&handles.labels).clone());
+        histogram.observe(took.as_secs_f64());
         if let Some(gauge) = &self.open_stream {
             gauge.dec();
         }
         let duration_ms = took.as_secs_f64() * 1000.0;
         self.span.record("status", code).record("duration_ms", duration_ms);
         let _in_span = self.span.enter();
-        if self.code == Some(Code::Ok) {
-            tracing::debug!(status = code, duration_ms, "rpc finished");
-        } else {
+        if self.code.is_some_and(server_failed) {
             tracing::info!(status = code, duration_ms, "rpc finished");
+        } else {
+            tracing::debug!(status = code, duration_ms, "rpc finished");
         }
+    }
+}
+
+/// Whether a call that ended with `code` failed on the server's side (a line at `info`), rather
+/// than succeeding or being refused for what the client asked or did (a line at `debug`, so
+/// that a consumer reading past the end or a client going away cannot flood the log).
+fn server_failed(code: Code) -> bool {
+    match code {
+        Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::Ok
+        | Code::Cancelled
+        | Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unauthenticated => false,
     }
 }
 
@@ -412,7 +488,43 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::Messages;
+    use super::*;
+
+    #[test]
+    fn a_methods_series_are_taken_from_the_families_once_and_counted_there() {
+        // The first call of a method takes its series from the families; later calls use the
+        // handles kept (no label set hashed), and every count lands in the registered families,
+        // code by code; a path not served counts as `unknown`.
+        let mut registry = Registry::default();
+        let rpc = RpcMetrics::register(&mut registry);
+        let streams = Family::default();
+        for (path, code) in [
+            ("/log.v1.Log/Consume", Code::Ok),
+            ("/log.v1.Log/Consume", Code::Ok),
+            ("/log.v1.Log/Consume", Code::NotFound),
+            ("/no.such/Method", Code::Unimplemented),
+        ] {
+            let mut call = RpcCall::start(&rpc, &streams, path, None);
+            call.code = Some(code);
+        }
+        let families = &rpc.inner;
+        let consume = &families.methods[method_index("/log.v1.Log/Consume")];
+        assert_eq!(consume.labels.grpc_method, "Consume");
+        assert_eq!(consume.started.get().map(Counter::get), Some(3));
+        assert_eq!(families.started.get_or_create(&consume.labels).get(), 3);
+        let handled = |labels: MethodLabels, grpc_code| {
+            let MethodLabels { grpc_type, grpc_service, grpc_method } = labels;
+            families
+                .handled
+                .get_or_create(&HandledLabels { grpc_type, grpc_service, grpc_method, grpc_code })
+                .get()
+        };
+        assert_eq!((handled(consume.labels, "OK"), handled(consume.labels, "NotFound")), (2, 1));
+        assert!(consume.handled[Code::Internal as usize].get().is_none(), "no call, no series");
+        let unknown = &families.methods[METHODS.len() - 1];
+        assert_eq!(method_index("/no.such/Method"), METHODS.len() - 1);
+        assert_eq!(handled(unknown.labels, "Unimplemented"), 1);
+    }
 
     #[test]
     fn messages_are_counted_across_any_split_of_their_bytes() {

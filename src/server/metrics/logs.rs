@@ -2,9 +2,19 @@
 //! time, and the counters of appended and read records each log's entry keeps
 //! ([`Activity`](crate::logs::Activity)), so that counting takes no lock shared between logs.
 //!
-//! To keep the series bounded, only the `max_logs` busiest logs (most records appended and read
-//! since the server started; ties by name) get a label of their own; the others are summed under
-//! `log="_other"`, which appears only when some log is left over.
+//! To keep the series bounded, at most `max_logs` logs get a label of their own. A log keeps its
+//! label until it is deleted; labels free go to the busiest unlabelled logs (most records
+//! appended and read since the server started; ties by name) at the next scrape. The others are
+//! summed under `log="_other"`, which appears once some log is left over and then stays:
+//!
+//! - its counters only ever grow: each scrape adds what every member did since the last one,
+//!   and the last increments of a member that left (deleted, or given a label of its own), so
+//!   Prometheus never sees a reset when the membership changes;
+//! - its gauges are the sums of the current members' current values (the sum of their start
+//!   offsets, of their sizes...), 0 when it has none.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,10 +22,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::logs::{LogEntry, Logs};
-
-/// The label of the logs summed together.
-pub(crate) const OTHER_LOGS: &str = "_other";
+use crate::logs::name::OTHER_LOGS;
+use crate::logs::{Activity, LogEntry, Logs};
 
 /// One log's values at a scrape, or the sum of several.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,20 +32,42 @@ struct Sample {
     end_offset: u64,
     size_bytes: u64,
     segments: u64,
+    counts: Counts,
+}
+
+impl Sample {
+    fn of(entry: &LogEntry) -> Self {
+        let log = entry.log();
+        Self {
+            start_offset: log.lowest_offset(),
+            end_offset: log.next_offset(),
+            size_bytes: log.size_bytes(),
+            segments: log.segment_count() as u64,
+            counts: Counts::of(entry.activity()),
+        }
+    }
+
+    /// Adds `other`'s gauges (not its counts).
+    fn add_gauges(&mut self, other: &Sample) {
+        self.start_offset += other.start_offset;
+        self.end_offset += other.end_offset;
+        self.size_bytes += other.size_bytes;
+        self.segments += other.segments;
+    }
+}
+
+/// A log's counters at a scrape, or `_other`'s.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
     append_records: u64,
     append_bytes: u64,
     read_records: u64,
     retention_deleted_segments: u64,
 }
 
-impl Sample {
-    fn of(entry: &LogEntry) -> Self {
-        let (log, activity) = (entry.log(), entry.activity());
+impl Counts {
+    fn of(activity: &Activity) -> Self {
         Self {
-            start_offset: log.lowest_offset(),
-            end_offset: log.next_offset(),
-            size_bytes: log.size_bytes(),
-            segments: log.segment_count() as u64,
             append_records: activity.append_records(),
             append_bytes: activity.append_bytes(),
             read_records: activity.read_records(),
@@ -45,15 +75,13 @@ impl Sample {
         }
     }
 
-    fn add(&mut self, other: &Sample) {
-        self.start_offset += other.start_offset;
-        self.end_offset += other.end_offset;
-        self.size_bytes += other.size_bytes;
-        self.segments += other.segments;
-        self.append_records += other.append_records;
-        self.append_bytes += other.append_bytes;
-        self.read_records += other.read_records;
-        self.retention_deleted_segments += other.retention_deleted_segments;
+    /// Adds what was counted between `before` and `now` (of the same log).
+    fn add_since(&mut self, now: &Counts, before: &Counts) {
+        self.append_records += now.append_records.saturating_sub(before.append_records);
+        self.append_bytes += now.append_bytes.saturating_sub(before.append_bytes);
+        self.read_records += now.read_records.saturating_sub(before.read_records);
+        self.retention_deleted_segments +=
+            now.retention_deleted_segments.saturating_sub(before.retention_deleted_segments);
     }
 }
 
@@ -65,15 +93,32 @@ struct LogLabel {
     log: String,
 }
 
-/// The bound on labelled logs.
+/// The bound on labelled logs, and who has a label.
 #[derive(Debug)]
 pub(super) struct PerLog {
     max_logs: usize,
+    /// Taken by one scrape at a time, for no I/O; appends and reads never take it. Holds whole
+    /// values, so poisoning is ignored.
+    labels: Mutex<Labels>,
+}
+
+/// Who has a label, and what `_other` has counted. A log is known by its [`Activity`], so that
+/// a log deleted and created again under the same name is a new log.
+#[derive(Debug, Default)]
+struct Labels {
+    /// The logs with a label of their own, by name.
+    labelled: BTreeMap<String, Arc<Activity>>,
+    /// The logs summed under `_other` at the last scrape, with their counts then.
+    others: BTreeMap<String, (Arc<Activity>, Counts)>,
+    /// `_other`'s counters: never decrease.
+    other_counts: Counts,
+    /// Whether `_other` has appeared: then it stays, so its counters never vanish and return.
+    other_shown: bool,
 }
 
 impl PerLog {
     pub(super) fn new(max_logs: usize) -> Self {
-        Self { max_logs }
+        Self { max_logs, labels: Mutex::default() }
     }
 
     /// A registry of the per-log series as they are now.
@@ -102,13 +147,13 @@ impl PerLog {
         }
         // Counters are registered without `_total`: the encoder adds it.
         let counters: [Series; 4] = [
-            ("girok_append_records", "Records appended to the log", |s| s.append_records),
+            ("girok_append_records", "Records appended to the log", |s| s.counts.append_records),
             ("girok_append_bytes", "Bytes of record values appended to the log", |s| {
-                s.append_bytes
+                s.counts.append_bytes
             }),
-            ("girok_read_records", "Records read from the log", |s| s.read_records),
+            ("girok_read_records", "Records read from the log", |s| s.counts.read_records),
             ("girok_retention_deleted_segments", "Segments deleted by retention", |s| {
-                s.retention_deleted_segments
+                s.counts.retention_deleted_segments
             }),
         ];
         for (name, help, value) in counters {
@@ -121,27 +166,61 @@ impl PerLog {
         registry
     }
 
-    /// A sample per labelled log, then `_other` if any are left over.
+    /// A sample per labelled log, then `_other` once any are left over (see the module doc).
     fn samples(&self, logs: &Logs) -> Vec<(String, Sample)> {
-        let mut ranked: Vec<_> = logs
-            .list()
-            .iter()
-            .map(|entry| {
-                let sample = Sample::of(entry);
-                (sample.append_records + sample.read_records, entry.name().to_string(), sample)
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        let mut samples = Vec::with_capacity(ranked.len().min(self.max_logs) + 1);
-        let mut other: Option<Sample> = None;
-        for (i, (_, name, sample)) in ranked.into_iter().enumerate() {
-            if i < self.max_logs {
-                samples.push((name, sample));
-            } else {
-                other.get_or_insert_with(Sample::default).add(&sample);
+        let entries = logs.list();
+        let mut labels = self.labels.lock().unwrap_or_else(PoisonError::into_inner);
+        let labels = &mut *labels;
+        let current: BTreeMap<&str, &Arc<LogEntry>> =
+            entries.iter().map(|entry| (entry.name(), entry)).collect();
+        // A deleted log gives its label back.
+        labels.labelled.retain(|name, activity| {
+            current.get(name.as_str()).is_some_and(|entry| Arc::ptr_eq(entry.activity(), activity))
+        });
+        let room = self.max_logs.saturating_sub(labels.labelled.len());
+        if room > 0 {
+            let mut unlabelled: Vec<_> = entries
+                .iter()
+                .filter(|entry| !labels.labelled.contains_key(entry.name()))
+                .map(|entry| {
+                    let counts = Counts::of(entry.activity());
+                    (counts.append_records + counts.read_records, entry)
+                })
+                .collect();
+            unlabelled.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name().cmp(b.1.name())));
+            for (_, entry) in unlabelled.into_iter().take(room) {
+                labels.labelled.insert(entry.name().to_string(), Arc::clone(entry.activity()));
             }
         }
-        if let Some(other) = other {
+
+        let mut samples = Vec::with_capacity(labels.labelled.len() + 1);
+        let mut other = Sample::default();
+        let mut members = BTreeMap::new();
+        for entry in &entries {
+            let sample = Sample::of(entry);
+            if labels.labelled.contains_key(entry.name()) {
+                samples.push((entry.name().to_string(), sample));
+                continue;
+            }
+            other.add_gauges(&sample);
+            let before = match labels.others.remove(entry.name()) {
+                Some((activity, before)) if Arc::ptr_eq(&activity, entry.activity()) => before,
+                Some((gone, before)) => {
+                    labels.other_counts.add_since(&Counts::of(&gone), &before);
+                    Counts::default()
+                }
+                None => Counts::default(),
+            };
+            labels.other_counts.add_since(&sample.counts, &before);
+            members.insert(entry.name().to_string(), (Arc::clone(entry.activity()), sample.counts));
+        }
+        // Members that left since the last scrape: their last increments still count.
+        for (gone, before) in std::mem::replace(&mut labels.others, members).into_values() {
+            labels.other_counts.add_since(&Counts::of(&gone), &before);
+        }
+        labels.other_shown |= !labels.others.is_empty();
+        if labels.other_shown {
+            other.counts = labels.other_counts;
             samples.push((OTHER_LOGS.to_string(), other));
         }
         samples

@@ -9,14 +9,16 @@
 //!   interval, so threads do not grow with the number of logs either.
 //! - **One [`StorageEvents`] listener**, told of every log's syncs and appended batches
 //!   ([`NoEvents`] unless [`DiskGroup::with_events`] names one).
-//!
 //! - **One free-space floor** (`free_space`) on the data volume, which every member's appends
 //!   check against one cached measurement.
 //! - **One roll signal** (`retention`), which wakes whoever enforces retention when a member
 //!   seals a segment.
 //!
-//! Nothing on the append path is shared: each log keeps its own lock, write position and group
-//! commit, so appends to different logs proceed in parallel. A log opened with
+//! No lock on the append path is shared: each log keeps its own lock, write position and group
+//! commit, so appends to different logs proceed in parallel. What appends do share is taken
+//! without waiting: the free-space floor's last measurement sits in atomics (one thread at a time
+//! refreshes it, the others use the previous one), and the listener is called after the log's
+//! lock is released (it may take a short lock of its own, a histogram's). A log opened with
 //! [`DiskLog::open`](super::DiskLog::open) has a private group of its own; logs opened with
 //! [`DiskLog::open_in`](super::DiskLog::open_in) share the caller's. Each log gets an id from its
 //! group that keys its cache entries and its place in the syncer's schedule.
@@ -123,11 +125,13 @@ impl DiskGroup {
         &self.inner.rolls
     }
 
-    /// A new member's id.
+    /// The group's listener, told of every member's syncs and appended batches.
     pub(super) fn events(&self) -> &Arc<dyn StorageEvents> {
         &self.inner.events
     }
 
+    /// A new member's id, never given before: it keys the member's cache entries and its place
+    /// in the syncer's schedule.
     pub(super) fn member_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -226,6 +230,71 @@ mod tests {
         log.append_batch(&[]).unwrap();
         assert_eq!(*events.batches.lock().unwrap(), [1, 2]);
         assert!(events.fsyncs.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[test]
+    fn the_syncs_of_a_roll_are_reported_too() {
+        // Under `never` no append syncs, yet a roll syncs the full store twice (outside the lock
+        // first, then when sealing it), and so does age retention rolling an old active
+        // segment: the listener hears of each, as of any other sync.
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(Recorded::default());
+        let group = DiskGroup::with_events(4, Arc::clone(&events) as Arc<dyn StorageEvents>);
+        let log = DiskLog::open_in(dir.path(), tiny(FsyncPolicy::Never), &group).unwrap();
+        let fsyncs = || events.fsyncs.load(Ordering::Relaxed);
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!(fsyncs(), 0, "nothing synced before a roll");
+        log.append(Bytes::from_static(&[1u8; 16])).unwrap();
+        assert_eq!((log.segment_count(), fsyncs()), (2, 2));
+        let newest = log.read(1).unwrap().timestamp_ms;
+        let old = crate::storage::Retention { max_bytes: None, max_age_ms: Some(1) };
+        assert!(log.enforce_retention(old, newest + 10).unwrap().rolled);
+        assert_eq!(fsyncs(), 4);
+    }
+
+    /// Notes, at each event, whether its log's state lock was free.
+    #[derive(Debug, Default)]
+    struct Watching {
+        log: OnceLock<Weak<super::super::Shared>>,
+        lock_free: Mutex<Vec<bool>>,
+    }
+
+    impl Watching {
+        fn note(&self) {
+            if let Some(log) = self.log.get().and_then(Weak::upgrade) {
+                let free = log.state.try_write().is_ok();
+                self.lock_free.lock().unwrap().push(free);
+            }
+        }
+    }
+
+    impl StorageEvents for Watching {
+        fn on_fsync(&self, _took: Duration) {
+            self.note();
+        }
+
+        fn on_append_batch(&self, _records: usize) {
+            self.note();
+        }
+    }
+
+    #[test]
+    fn events_are_reported_with_the_logs_lock_released() {
+        // A listener may take a lock of its own (a histogram's): it is never called while the
+        // log's lock is held, so appends of the log never wait on it, under any policy.
+        for fsync in [FsyncPolicy::Always, FsyncPolicy::Never] {
+            let dir = tempfile::tempdir().unwrap();
+            let events = Arc::new(Watching::default());
+            let group = DiskGroup::with_events(4, Arc::clone(&events) as Arc<dyn StorageEvents>);
+            let log = DiskLog::open_in(dir.path(), tiny(fsync), &group).unwrap();
+            events.log.set(Arc::downgrade(&log.shared)).unwrap();
+            for _ in 0..6 {
+                log.append_batch(&[Bytes::from_static(&[1u8; 16])]).unwrap();
+            }
+            let lock_free = events.lock_free.lock().unwrap().clone();
+            assert!(lock_free.len() >= 6, "{fsync:?}: {lock_free:?}");
+            assert!(lock_free.iter().all(|&free| free), "{fsync:?}: {lock_free:?}");
+        }
     }
 
     #[test]

@@ -31,8 +31,9 @@
 //!
 //! # Concurrency and durability
 //!
-//! One `RwLock` per log guards its segments (nothing on the append path is shared with other
-//! logs of the group): an append takes it exclusively for one positional write per batch and its
+//! One `RwLock` per log guards its segments (no lock on the append path is shared with other
+//! logs of the group: the free-space floor is read from atomics, and events are reported after
+//! the log's lock is released): an append takes it exclusively for one positional write per batch and its
 //! index entries (and, now and then, growing the index or zero-filling ahead); reads take it
 //! shared just long enough to locate frames, copying positions out of the index, then read
 //! outside it. Under [`FsyncPolicy::Always`] appends then meet in `Commit::sync_to`: one thread
@@ -83,7 +84,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -142,8 +143,9 @@ struct Shared {
     /// The group's roll signal, raised after every roll.
     rolls: Arc<Rolls>,
     /// Bases of segments taken out of the state whose files are still to be unlinked, oldest
-    /// first; held over the unlinks so that deletions run one at a time (see `retention`).
-    /// Taken before `state`; appends never take it.
+    /// first; held over the unlinks so that deletions run one at a time (see `retention`), and
+    /// by `close`, so that no unlink by path outlives the log. Taken before `state` (and before
+    /// the sync turn); appends never take it.
     deleting: Mutex<Vec<u64>>,
     /// The write position the last successful sync covered: the interval syncer skips a log
     /// with nothing new, so idle logs cost it no `fdatasync`.
@@ -388,13 +390,22 @@ impl Shared {
     }
 
     /// Seals the active segment and starts a new one at the write position whose index holds at
-    /// least `min_entries`.
-    fn roll(&self, state: &mut State, min_entries: u64) -> Result<()> {
+    /// least `min_entries`. Sealing syncs the store: how long that took goes to `sealing`, for
+    /// the caller to report once it has released the state lock.
+    fn roll(
+        &self,
+        state: &mut State,
+        min_entries: u64,
+        sealing: &mut Option<std::time::Duration>,
+    ) -> Result<()> {
         let active = state.active();
-        if !active.is_sealed()
-            && let Err(err) = active.seal()
-        {
-            return Err(self.commit.fail("sealing a segment", err));
+        if !active.is_sealed() {
+            let started = std::time::Instant::now();
+            let sealed = active.seal();
+            *sealing = Some(started.elapsed());
+            if let Err(err) = sealed {
+                return Err(self.commit.fail("sealing a segment", err));
+            }
         }
         let start = self.config.start_index_entries();
         let capacity = grown_capacity(start, min_entries, self.config.max_index_entries());
@@ -434,7 +445,32 @@ impl Shared {
         let frame_bytes: u64 = values.iter().map(|v| FRAME_HEADER_BYTES + v.len() as u64).sum();
         let count = values.len() as u64;
         self.presync_before_roll(frame_bytes, count)?;
+        let mut sealing = None;
+        let appended = self.append_locked(values, &crcs, frame_bytes, &mut sealing);
+        if let Some(took) = sealing {
+            self.events.on_fsync(took);
+        }
+        let (range, must_sync) = appended?;
+        if !range.is_empty() {
+            self.events.on_append_batch(values.len());
+        }
+        if must_sync {
+            self.commit.sync_to(range.end, || self.sync_now())?;
+        }
+        Ok(range)
+    }
 
+    /// The part of [`append_batch`](Self::append_batch) under the state lock: writes the batch
+    /// (rolling first if it must), and answers its offsets and whether it still waits for a
+    /// sync. A roll's seal time goes to `sealing`.
+    fn append_locked(
+        &self,
+        values: &[Bytes],
+        crcs: &[u32],
+        frame_bytes: u64,
+        sealing: &mut Option<std::time::Duration>,
+    ) -> Result<(Range<u64>, bool)> {
+        let count = values.len() as u64;
         let mut guard = self.write_locked(&self.state);
         let state = &mut *guard;
         state.check_open()?;
@@ -442,7 +478,7 @@ impl Shared {
         let start = state.written;
         if count == 0 {
             let point = self.commit.point();
-            return Ok(point..point);
+            return Ok((point..point, false));
         }
         if state.dir_unsynced {
             self.sync_dir(state)?;
@@ -450,7 +486,7 @@ impl Shared {
         let end = start.checked_add(count).ok_or(Error::OffsetsExhausted { next: start })?;
         let active = state.active();
         if active.is_sealed() || self.must_roll(active, frame_bytes, count) {
-            self.roll(state, count)?;
+            self.roll(state, count, sealing)?;
         }
         // A full index was rolled above unless it was below its maximum (it grows by doubling)
         // or the segment is empty (an oversized batch: rolling would create a second segment at
@@ -460,7 +496,7 @@ impl Shared {
         let mut frames = take_scratch();
         let mut starts = Vec::with_capacity(values.len());
         let timestamp_ms = next_timestamp(state.last_timestamp_ms);
-        for (i, (value, crc)) in values.iter().zip(&crcs).enumerate() {
+        for (i, (value, crc)) in values.iter().zip(crcs).enumerate() {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
         }
@@ -477,14 +513,12 @@ impl Shared {
         state.store_bytes += frames_len;
         state.last_timestamp_ms = timestamp_ms;
         state.debug_check(self.commit.point());
-        self.events.on_append_batch(values.len());
-        if self.config.fsync != FsyncPolicy::Always {
+        let always = self.config.fsync == FsyncPolicy::Always;
+        if !always {
             self.commit.advance(end);
-            return Ok(start..end);
         }
-        drop(guard);
-        self.commit.sync_to(end, || self.sync_now())?;
-        Ok(start..end)
+        // Events go out after the lock: the listener may take a lock of its own (a histogram's).
+        Ok((start..end, always))
     }
 
     /// The store size a segment rolls at.
@@ -518,9 +552,10 @@ impl Shared {
                 _ => return Ok(()),
             }
         };
-        store
-            .sync_data()
-            .map_err(|err| self.commit.fail("fdatasync of a segment about to be sealed", err))
+        let started = std::time::Instant::now();
+        let synced = store.sync_data();
+        self.events.on_fsync(started.elapsed());
+        synced.map_err(|err| self.commit.fail("fdatasync of a segment about to be sealed", err))
     }
 
     /// Finds the frames of up to `max_records` records from `offset`: in the active segment
@@ -662,6 +697,10 @@ impl CommitLog for DiskLog {
 
     fn close(&self) -> Result<()> {
         let shared = &self.shared;
+        // Waits for a retention unlink in progress, which names files by path: once `close`
+        // returns, the directory may be renamed away and a new log created at its path, whose
+        // files a late unlink would delete. Taken before the state lock, as everywhere.
+        let _deleting = shared.deleting.lock().unwrap_or_else(PoisonError::into_inner);
         // Before taking the sync turn: a sync of this log in progress on the syncer holds it.
         self.group.stop_syncing(shared.id);
         let _turn = shared.commit.turn();

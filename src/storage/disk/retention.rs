@@ -14,6 +14,11 @@
 //! whose unlink fails stays on the `deleting` list, with every later one, and the next deletion
 //! retries them first.
 //!
+//! The unlinks name files by path, so `close` takes the `deleting` lock too: it waits for the
+//! unlinks in progress, and none starts after it. A log deleted (closed, its directory renamed
+//! away) and created again at the same path, whose first segment has the name of one retention
+//! was deleting, so never loses that segment.
+//!
 //! Each sealed segment's newest record time is kept in memory (`Segment::times`), learned when
 //! it is written and, at open, from its last frame's header: deciding what is too old reads no
 //! file.
@@ -105,18 +110,30 @@ impl Shared {
         // Sealing syncs the store under the lock: sync what is unsynced first, outside it.
         if self.config.fsync != FsyncPolicy::Always
             && let Some(store) = store
-            && let Err(err) = store.sync_data()
         {
-            return Err(self.commit.fail("fdatasync of a segment about to be sealed", err));
+            let started = Instant::now();
+            let synced = store.sync_data();
+            self.events.on_fsync(started.elapsed());
+            if let Err(err) = synced {
+                return Err(self.commit.fail("fdatasync of a segment about to be sealed", err));
+            }
         }
-        let mut state = self.write_locked(&self.state);
-        state.check_open()?;
-        self.commit.check_writable()?;
-        if !old(&state) {
-            return Ok(false);
+        let mut sealing = None;
+        let rolled = (|| {
+            let mut state = self.write_locked(&self.state);
+            state.check_open()?;
+            self.commit.check_writable()?;
+            if !old(&state) {
+                return Ok(false);
+            }
+            self.roll(&mut state, 1, &mut sealing)?;
+            Ok(true)
+        })();
+        // After the lock, as every event.
+        if let Some(took) = sealing {
+            self.events.on_fsync(took);
         }
-        self.roll(&mut state, 1)?;
-        Ok(true)
+        rolled
     }
 
     /// Takes out the `choose(state)` oldest segments (never the active one) under the state
@@ -132,7 +149,14 @@ impl Shared {
         let (taken, bytes, lowest) = {
             let mut state = self.write_locked(&self.state);
             state.check_open()?;
-            let count = choose(&state).min(state.segments.len() - 1);
+            let mut count = choose(&state).min(state.segments.len() - 1);
+            // Never past the commit point: under `Always` a roll may have sealed a segment
+            // whose last records still wait for their group-commit sync, and the new lowest
+            // offset must stay at or below `next_offset`.
+            let point = self.commit.point();
+            while count > 0 && state.segments[count].base() > point {
+                count -= 1;
+            }
             let taken: Vec<u64> = state.segments.drain(..count).map(|s| s.base()).collect();
             let lowest = state.segments[0].base();
             let bytes =
@@ -191,6 +215,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::super::dir::store_path;
+    use super::super::fs::{FileOpener, OsFiles, SegmentFile};
     use super::super::{DiskConfig, DiskLog};
     use super::*;
     use crate::storage::{CommitLog, Error, now_ms};
@@ -299,5 +324,160 @@ mod tests {
         assert_eq!(*seen.borrow(), Some((true, 12, 8, true)));
         assert!(!store_path(dir.path(), 0).exists(), "unlinked afterwards");
         assert_eq!(log.read(12).unwrap().value, "meanwhile");
+    }
+
+    /// Store files whose next sync, once armed, waits until the test lets it go.
+    #[derive(Debug, Default)]
+    struct HeldSync {
+        armed: std::sync::atomic::AtomicBool,
+        /// 0: no sync held; 1: a sync is waiting; 2: let go.
+        held: Mutex<u8>,
+        changed: Condvar,
+    }
+
+    impl HeldSync {
+        fn set(&self, to: u8) {
+            *self.held.lock().unwrap() = to;
+            self.changed.notify_all();
+        }
+
+        fn wait_for(&self, value: u8) {
+            let held = self.held.lock().unwrap();
+            let (held, _) = self
+                .changed
+                .wait_timeout_while(held, Duration::from_secs(10), |h| *h != value)
+                .unwrap();
+            assert_eq!(*held, value, "never reached {value}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct HeldFiles(std::sync::Arc<HeldSync>);
+
+    #[derive(Debug)]
+    struct HeldFile(Box<dyn SegmentFile>, std::sync::Arc<HeldSync>);
+
+    impl FileOpener for HeldFiles {
+        fn open(
+            &self,
+            path: &std::path::Path,
+            create: bool,
+        ) -> std::io::Result<Box<dyn SegmentFile>> {
+            Ok(Box::new(HeldFile(OsFiles.open(path, create)?, std::sync::Arc::clone(&self.0))))
+        }
+    }
+
+    impl SegmentFile for HeldFile {
+        fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+            self.0.read_exact_at(buf, pos)
+        }
+
+        fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+            self.0.write_all_at(buf, pos)
+        }
+
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self.1.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.1.set(1);
+                self.1.wait_for(2);
+            }
+            self.0.sync_data()
+        }
+
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.0.set_len(len)
+        }
+
+        fn size(&self) -> std::io::Result<u64> {
+            self.0.size()
+        }
+    }
+
+    #[test]
+    fn retention_never_moves_the_lowest_offset_past_the_commit_point() {
+        // Under `always`, an append fills segment 0 and waits for its sync; the next one rolls
+        // and writes at 4 without being committed either. Size retention over a 1-byte limit
+        // then keeps segment 0 (its successor starts past next_offset) until the sync lands.
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::sync::Arc::new(HeldSync::default());
+        let opener = std::sync::Arc::new(HeldFiles(std::sync::Arc::clone(&held)));
+        let config = DiskConfig {
+            max_store_bytes: 200,
+            fsync: FsyncPolicy::Always,
+            ..DiskConfig::default()
+        };
+        let group = super::super::DiskGroup::new(4);
+        let log = std::sync::Arc::new(
+            DiskLog::open_through(dir.path(), config, &group, super::super::Locking::Own, opener)
+                .unwrap(),
+        );
+        let record = Bytes::from_static(&[7u8; 16]);
+        for _ in 0..3 {
+            log.append(record.clone()).unwrap();
+        }
+        held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let append = |log: &std::sync::Arc<DiskLog>| {
+            let (log, record) = (std::sync::Arc::clone(log), record.clone());
+            std::thread::spawn(move || log.append(record).unwrap())
+        };
+        let filling = append(&log);
+        held.wait_for(1);
+        let rolling = append(&log);
+        let start = std::time::Instant::now();
+        while log.shared.read_locked(&log.shared.state).written < 5 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the rolling append never wrote");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!((log.segment_count(), log.next_offset()), (2, 3));
+        let tiny = Retention { max_bytes: Some(1), max_age_ms: None };
+        let done = log.enforce_retention(tiny, now_ms()).unwrap();
+        assert_eq!((done.deleted_segments, done.lowest), (0, 0));
+        assert!(log.lowest_offset() <= log.next_offset());
+        held.set(2);
+        assert_eq!((filling.join().unwrap(), rolling.join().unwrap()), (3, 4));
+        let done = log.enforce_retention(tiny, now_ms()).unwrap();
+        assert_eq!((done.deleted_segments, done.lowest), (1, 4));
+        assert_eq!((log.lowest_offset(), log.next_offset()), (4, 5));
+    }
+
+    #[test]
+    fn a_log_deleted_and_recreated_during_retention_keeps_the_new_logs_files() {
+        // A log closed while retention is about to unlink its segments, its directory renamed
+        // away and a new log created at the same path (a `DeleteLog` then a `CreateLog`): the
+        // close waits for the unlinks, so they never reach the new log's first segment, which
+        // has the same name as a deleted one.
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("log");
+        let log = std::sync::Arc::new(log_of_segments(&path, 12));
+        let (old, at) = (std::sync::Arc::clone(&log), path.clone());
+        let trash = parent.path().join("trash");
+        let started = std::rc::Rc::new(RefCell::new(None));
+        let handle = std::rc::Rc::clone(&started);
+        BEFORE_UNLINKS.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move |_: &Shared| {
+                let (old, at, trash) = (old.clone(), at.clone(), trash.clone());
+                let (done, finished) = std::sync::mpsc::channel();
+                let again = std::thread::spawn(move || {
+                    old.close().unwrap();
+                    std::fs::rename(&at, &trash).unwrap();
+                    let new = DiskLog::open(&at, DiskConfig::default()).unwrap();
+                    new.append_batch(&vec![Bytes::from_static(b"new"); 3]).unwrap();
+                    new.close().unwrap();
+                    let _ = done.send(());
+                });
+                // Without the wait in `close`, the new log is complete well within this; with
+                // it, `close` is still waiting when the unlinks go ahead.
+                let _ = finished.recv_timeout(Duration::from_millis(500));
+                *handle.borrow_mut() = Some(again);
+            }));
+        });
+        let truncated = log.truncate(8);
+        BEFORE_UNLINKS.with(|hook| hook.borrow_mut().take());
+        assert_eq!(truncated.unwrap(), 8);
+        started.borrow_mut().take().expect("the hook ran").join().unwrap();
+        let new = DiskLog::open(&path, DiskConfig::default()).unwrap();
+        assert_eq!(new.next_offset(), 3, "the new log's records are all there");
+        assert_eq!(new.read(0).unwrap().value, "new");
+        new.close().unwrap();
     }
 }
