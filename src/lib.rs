@@ -62,7 +62,8 @@
 //!   `metrics` ([`server::Metrics`]: the Prometheus series, the storage event listener) and
 //!   `ready` ([`server::Readiness`]: starting, serving, draining) are what the admin listener reads.
 //! - [`admin`]: the admin HTTP listener: `/metrics`, `/healthz`, `/readyz`.
-//! - [`client`]: a small typed client over the generated one, decoding error details.
+//! - [`client`]: a small typed client over the generated one, decoding error details; its
+//!   [`client::Connect`] options reach a server over TLS (a CA, a client certificate, a token).
 //! - [`units`]: sizes (`128MiB`) and durations (`100ms`, `7d`) for flags and environment.
 //! - `src/bin/girok-server.rs`: the server binary (flags → [`server::run`]).
 //! - `src/bin/girok.rs`: the command-line client and `girok verify`.

@@ -23,8 +23,13 @@ use girok::storage::{CommitLog, DiskConfig, DiskLog, LogConfig};
 fn command(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_girok"));
     command.arg("--addr").arg(url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // Only the tests that mean to name a log or a compression by environment do.
-    command.env_remove("GIROK_LOG").env_remove("GIROK_COMPRESS");
+    // Only the tests that mean to name a log or a compression by environment do; and none
+    // inherits TLS settings or a token.
+    for name in
+        ["GIROK_LOG", "GIROK_COMPRESS", "GIROK_CA", "GIROK_CERT", "GIROK_KEY", "GIROK_TOKEN"]
+    {
+        command.env_remove(name);
+    }
     command
 }
 

@@ -8,6 +8,11 @@
 //! file, `consume -n`) is bounded only until it opens: after that it may idle or flow for as
 //! long as it likes. `--compress gzip|zstd` asks the server to compress both directions.
 //!
+//! An `https://` address is TLS: `--ca` names the CA to trust (the system's roots without it),
+//! `--cert` and `--key` the client certificate a mutual-TLS server asks for. `--token` (better
+//! `GIROK_TOKEN`: a flag shows in `ps`) is sent as a bearer token on every call; it shows
+//! nowhere, `--help` and errors included.
+//!
 //! A failure prints one line, `girok: ` and what went wrong (see `errors`), and exits 1; a
 //! closed stdout (`girok tail | head`) ends a command quietly (see `out`).
 
@@ -17,8 +22,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use girok::client::{Client, ClientError, Compression, DEFAULT_LOG};
-use tonic::transport::Endpoint;
+use girok::client::{Client, ClientError, Compression, Connect, DEFAULT_LOG};
+use tonic::Code;
 
 use crate::produce::Input;
 use crate::read::{Format, TailFrom};
@@ -59,8 +64,48 @@ struct Args {
     /// Compress every call's messages both ways with gzip or zstd; off unless given.
     #[arg(long, env = "GIROK_COMPRESS", value_name = "ALGORITHM", global = true)]
     compress: Option<CompressArg>,
+    #[command(flatten)]
+    security: Security,
     #[command(subcommand)]
     command: Command,
+}
+
+/// TLS and the token: what a secured server asks of a client.
+#[derive(Debug, clap::Args)]
+struct Security {
+    /// Trust the server's certificate if this CA (PEM) signed it; needs an https:// address.
+    /// Without it, https:// trusts the system's roots.
+    #[arg(long, env = "GIROK_CA", value_name = "PATH", global = true)]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for a server that asks for one (mutual TLS); needs
+    /// --key.
+    #[arg(long, env = "GIROK_CERT", value_name = "PATH", global = true, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, env = "GIROK_KEY", value_name = "PATH", global = true, requires = "cert")]
+    key: Option<PathBuf>,
+    /// A bearer token sent with every call. Prefer the environment variable: a flag shows in
+    /// `ps`.
+    #[arg(long, env = "GIROK_TOKEN", value_name = "TOKEN", global = true, hide_env_values = true)]
+    token: Option<Token>,
+}
+
+/// `--token`; its `Debug` never shows it.
+#[derive(Clone)]
+struct Token(String);
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        Ok(Token(token.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// `--compress`.
@@ -182,15 +227,16 @@ enum CliError {
     /// A call failed.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// `--addr` is not a URL.
-    #[error("invalid address {addr:?}")]
-    Address { addr: String, source: tonic::transport::Error },
     /// The connection was refused or broke while being made.
     #[error("cannot connect to {addr}")]
     Connect { addr: String, source: tonic::transport::Error },
     /// `--timeout` passed while connecting or waiting for an answer.
     #[error("timed out after {} {doing} {addr}", humantime::format_duration(*after))]
     Timeout { addr: String, after: Duration, doing: &'static str },
+    /// The server closed the connection while a call was under way (the CLI cancels none), or
+    /// answered with bytes that are not HTTP/2.
+    #[error("the server at {addr} {how}: {hint}")]
+    BrokenOff { addr: String, how: &'static str, hint: &'static str },
     /// Stdin or the --file could not be read; the records before were sent.
     #[error("reading {what} after {records} records")]
     Input { what: String, records: u64, source: io::Error },
@@ -212,18 +258,41 @@ enum CliError {
 struct Deadline {
     addr: String,
     limit: Duration,
+    /// What a call the server breaks off (see `broken_off`) most likely means, given the options.
+    closed: &'static str,
 }
 
 impl Deadline {
-    /// Connects, giving up after the limit (a full backlog drops the SYN, so the TCP connect
-    /// itself can hang).
-    async fn connect(&self) -> Result<Client, CliError> {
-        let endpoint = Endpoint::from_shared(self.addr.clone())
-            .map_err(|source| CliError::Address { addr: self.addr.clone(), source })?;
-        match tokio::time::timeout(self.limit, endpoint.connect()).await {
-            Ok(Ok(channel)) => Ok(Client::new(channel)),
-            Ok(Err(source)) => Err(CliError::Connect { addr: self.addr.clone(), source }),
-            Err(_) => Err(self.elapsed("connecting to")),
+    /// Connects with `security`, giving up after the limit (a full backlog drops the SYN, so
+    /// the TCP connect itself can hang).
+    async fn connect(&mut self, security: Security) -> Result<Client, CliError> {
+        // A server refusing a client's certificate (or its absence) under TLS 1.3, or a TLS
+        // server spoken to in plaintext, just closes the connection once the call is under way:
+        // the client sees no TLS error to report, only the close.
+        self.closed = match (self.addr.starts_with("https://"), security.cert.is_some()) {
+            (false, _) => "if it serves TLS, use https://",
+            (true, false) => "if it requires a client certificate, pass --cert and --key",
+            (true, true) => {
+                "if it refused the client certificate, check that its client CA signed --cert"
+            }
+        };
+        let mut options = Connect::new(self.addr.clone()).connect_timeout(self.limit);
+        if let Some(ca) = security.ca {
+            options = options.ca_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (security.cert, security.key) {
+            options = options.identity_files(cert, key);
+        }
+        if let Some(Token(token)) = security.token {
+            options = options.token(token);
+        }
+        match options.connect().await {
+            Ok(client) => Ok(client),
+            Err(ClientError::Connect(source)) => {
+                Err(CliError::Connect { addr: self.addr.clone(), source })
+            }
+            Err(ClientError::Timeout { .. }) => Err(self.elapsed("connecting to")),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -234,6 +303,10 @@ impl Deadline {
         call: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, CliError> {
         match tokio::time::timeout(self.limit, call).await {
+            Ok(Err(ClientError::Status(status))) if broken_off(&status).is_some() => {
+                let how = broken_off(&status).unwrap_or_default();
+                Err(CliError::BrokenOff { addr: self.addr.clone(), how, hint: self.closed })
+            }
             Ok(result) => Ok(result?),
             Err(_) => Err(self.elapsed("waiting for an answer from")),
         }
@@ -245,8 +318,8 @@ impl Deadline {
 }
 
 async fn run(args: Args) -> Result<(), CliError> {
-    let deadline = Deadline { addr: args.addr, limit: args.timeout };
-    let mut client = deadline.connect().await?;
+    let mut deadline = Deadline { addr: args.addr, limit: args.timeout, closed: "" };
+    let mut client = deadline.connect(args.security).await?;
     if let Some(compress) = args.compress {
         client = client.compressed(compress.into());
     }
@@ -286,6 +359,24 @@ async fn run(args: Args) -> Result<(), CliError> {
             unreachable!("handled before connecting")
         }
     }
+}
+
+/// How the server broke off a call, when `status` says only that: hyper cancels the calls of
+/// a connection the peer closed, or fails the one writing with a broken pipe or a reset; h2
+/// fails on bytes that are no HTTP/2 frame (a TLS alert read as plaintext).
+fn broken_off(status: &tonic::Status) -> Option<&'static str> {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        let kind = err.downcast_ref::<io::Error>().map(io::Error::kind);
+        if matches!(kind, Some(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)) {
+            return Some("closed the connection");
+        }
+        if err.downcast_ref::<h2::Error>().is_some_and(h2::Error::is_library) {
+            return Some("answered with something other than HTTP/2");
+        }
+        source = err.source();
+    }
+    (status.code() == Code::Cancelled).then_some("closed the connection")
 }
 
 /// `--timeout`: a duration above zero (zero would time out every call).

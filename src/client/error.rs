@@ -1,11 +1,20 @@
 //! [`ClientError`]: what a call fails with. The statuses a caller is expected to act on are
 //! decoded from the status's `ErrorInfo` into variants carrying its metadata: an offset out of
 //! range, a corrupt record, a log that does not exist or already does. Every other status, and
-//! one of those without the metadata, is passed through as is.
+//! one of those without the metadata, is passed through as is; except a status that a failed
+//! TLS handshake caused (a server refusing this client's certificate, or its absence, says so
+//! only once the first call is under way), which becomes [`ClientError::Handshake`].
+//!
+//! The rest are [`Connect`](super::Connect)'s: options that cannot work, files that cannot be
+//! read, and connections that could not be made.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use super::connect::tls_failure;
 use crate::api::errors::{key, reason};
 
 /// What a call can fail with.
@@ -47,6 +56,64 @@ pub enum ClientError {
     /// The connection could not be made.
     #[error("connecting: {0}")]
     Connect(#[from] tonic::transport::Error),
+    /// The TLS handshake failed: the server's certificate is not trusted or does not name the
+    /// host, or the server refused this client's certificate (or its absence). `reason` is
+    /// rustls's; `peer` the server's `HOST:PORT` when known.
+    #[error(
+        "TLS handshake{} failed: {reason}",
+        peer.as_ref().map(|peer| format!(" with {peer}")).unwrap_or_default()
+    )]
+    Handshake {
+        /// The server, as `HOST:PORT`; unknown when the failure surfaced in a call.
+        peer: Option<String>,
+        /// Why, in rustls's words, e.g. `invalid peer certificate: UnknownIssuer`.
+        reason: String,
+    },
+    /// Connecting took longer than [`Connect::connect_timeout`](super::Connect::connect_timeout).
+    #[error("timed out after {} connecting to {addr}", humantime::format_duration(*after))]
+    Timeout {
+        /// The address connected to.
+        addr: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// The address is not one the client can connect to, or does not fit the other options
+    /// (a CA or client certificate with an `http://` address).
+    #[error("invalid address {addr:?}: {reason}")]
+    Address {
+        /// The address as given.
+        addr: String,
+        /// What is wrong, and what to write instead.
+        reason: String,
+    },
+    /// A PEM file could not be read.
+    #[error("cannot read the {what} {}: {source}", path.display())]
+    ReadFile {
+        /// Which input: `CA certificate`, `client certificate` or `client key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A PEM input holds no item of the kind it must (no certificate in a CA file, say).
+    #[error("the {what} {origin} holds no PEM {item}")]
+    InvalidPem {
+        /// Which input: `CA certificate`, `client certificate` or `client key`.
+        what: &'static str,
+        /// The file's path, or `given` for PEM given in memory.
+        origin: String,
+        /// What it lacks: `certificate` or `private key`.
+        item: &'static str,
+    },
+    /// rustls refused the TLS settings (a key that does not parse or does not match its
+    /// certificate, no system roots to trust, …).
+    #[error("unusable TLS settings: {0}")]
+    TlsSettings(String),
+    /// The bearer token cannot be sent: it is empty or holds a character outside visible
+    /// ASCII (it is not repeated here, so it never reaches a log).
+    #[error("the token must be visible ASCII without spaces")]
+    InvalidToken,
 }
 
 impl ClientError {
@@ -58,13 +125,23 @@ impl ClientError {
             Self::LogNotFound { .. } => Some(Code::NotFound),
             Self::LogExists { .. } => Some(Code::AlreadyExists),
             Self::Status(status) => Some(status.code()),
-            Self::Connect(_) => None,
+            Self::Connect(_)
+            | Self::Handshake { .. }
+            | Self::Timeout { .. }
+            | Self::Address { .. }
+            | Self::ReadFile { .. }
+            | Self::InvalidPem { .. }
+            | Self::TlsSettings(_)
+            | Self::InvalidToken => None,
         }
     }
 }
 
 impl From<Status> for ClientError {
     fn from(status: Status) -> Self {
+        if let Some(reason) = tls_failure(&status) {
+            return Self::Handshake { peer: None, reason };
+        }
         let details = status.get_error_details();
         let info = details.error_info();
         let field = |name: &str| info.and_then(|i| i.metadata.get(name)?.parse::<u64>().ok());

@@ -3,6 +3,9 @@
 //! on [`Client`] itself go to [`DEFAULT_LOG`].
 //!
 //! - `mod.rs`: [`Client`], the connection.
+//! - `connect`: [`Connect`], the options to connect with: `http://` or `https://`, the CA to
+//!   trust, a client certificate for mutual TLS, a bearer token, a connect timeout.
+//! - `transport`: [`Transport`], the channel every call goes through, which adds the token.
 //! - `admin`: the admin calls on [`Client`]: [`Client::create_log`], [`Client::update_log`],
 //!   [`Client::delete_log`] and [`Client::list_logs`], answering the generated [`LogInfo`].
 //! - `named`: [`NamedLog`], the data calls (produce, consume, offsets and the two streams) on one
@@ -17,7 +20,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub use crate::api::v1::log_client::LogClient;
 pub use crate::api::v1::{LogInfo, LogSettings};
@@ -25,14 +28,18 @@ use crate::storage::Record;
 
 mod admin;
 mod compression;
+mod connect;
 mod error;
 mod named;
 mod streams;
+mod transport;
 
 pub use compression::Compression;
+pub use connect::Connect;
 pub use error::{ClientError, Result};
 pub use named::{DEFAULT_LOG, NamedLog};
 pub use streams::{Acks, Records};
+pub use transport::Transport;
 
 /// The largest message the client decodes: well above any server's record limit.
 const MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -49,15 +56,19 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr`, e.g. `http://127.0.0.1:8400`.
+    /// Connects to `addr`, e.g. `http://127.0.0.1:8400`, or `https://HOST:PORT` trusting the
+    /// system's roots. [`Connect`] has the other options (a CA, a client certificate, a token).
     pub async fn connect(addr: impl Into<String>) -> Result<Self> {
-        let channel = Endpoint::from_shared(addr.into())?.connect().await?;
-        Ok(Self::new(channel))
+        Connect::new(addr).connect().await
     }
 
-    /// A client over an existing channel.
+    /// A client over an existing channel, sending no token.
     pub fn new(channel: Channel) -> Self {
-        let inner = LogClient::new(channel).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        Self::with_transport(Transport::new(channel, None))
+    }
+
+    fn with_transport(transport: Transport) -> Self {
+        let inner = LogClient::new(transport).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
         Self { default: NamedLog::new(inner, String::new()) }
     }
 
@@ -72,7 +83,7 @@ impl Client {
     }
 
     /// The generated client, for calls this wrapper does not cover.
-    pub fn inner(&mut self) -> &mut LogClient<Channel> {
+    pub fn inner(&mut self) -> &mut LogClient<Transport> {
         &mut self.default.inner
     }
 

@@ -7,9 +7,8 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tonic::Status;
-use tonic::transport::Channel;
 
-use super::{Acks, LogClient, Records, Result};
+use super::{Acks, LogClient, Records, Result, Transport};
 use crate::api::v1::{self, ConsumeRequest, OffsetsRequest, ProduceRequest};
 use crate::storage::Record;
 
@@ -24,7 +23,7 @@ pub const DEFAULT_LOG: &str = "default";
 /// while the server auto-creates logs (its default), and fails the same way otherwise.
 #[derive(Clone, Debug)]
 pub struct NamedLog {
-    pub(super) inner: LogClient<Channel>,
+    pub(super) inner: LogClient<Transport>,
     /// As sent: empty for [`DEFAULT_LOG`] reached through [`Client`](super::Client)'s own calls,
     /// which the wire reads as the same log.
     name: String,
@@ -32,7 +31,7 @@ pub struct NamedLog {
 
 impl NamedLog {
     /// A handle on the log `name` over `inner`; an empty name means [`DEFAULT_LOG`].
-    pub(super) fn new(inner: LogClient<Channel>, name: String) -> Self {
+    pub(super) fn new(inner: LogClient<Transport>, name: String) -> Self {
         Self { inner, name }
     }
 

@@ -5,6 +5,10 @@
 //!   holds [0, 3)`;
 //! - any other status with an `ErrorInfo` ends with its code, reason and metadata in brackets:
 //!   `record too large (RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE, limit_bytes=1024)`;
+//! - `UNAUTHENTICATED` adds the flags that carry credentials;
+//! - a failed TLS handshake names the server and rustls's reason: `TLS handshake with
+//!   127.0.0.1:8400 failed: invalid peer certificate: UnknownIssuer`, and when the server
+//!   refused this client's certificate (or its absence), what to pass instead;
 //! - other errors give their causes after a colon each.
 
 use std::error::Error;
@@ -37,7 +41,22 @@ pub(crate) fn describe(err: &CliError) -> String {
                     detail = format!("{detail}, {key}={value}");
                 }
             }
-            format!("{line} ({detail})")
+            if status.code() == Code::Unauthenticated {
+                format!("{line} ({detail}): check --token (GIROK_TOKEN), or --cert and --key")
+            } else {
+                format!("{line} ({detail})")
+            }
+        }
+        CliError::Client(handshake @ ClientError::Handshake { reason, .. }) => {
+            // The alerts a server sends when it will not take this client's certificate.
+            let hint = if reason.ends_with("CertificateRequired") {
+                ": the server requires a client certificate: pass --cert and --key"
+            } else if reason.starts_with("received fatal alert") {
+                ": the server refused the client certificate: check that its client CA signed --cert"
+            } else {
+                ""
+            };
+            format!("{handshake}{hint}")
         }
         _ => with_causes(err),
     };
