@@ -1,9 +1,11 @@
-//! Server reflection, v1 and v1alpha: both describe the Log service, and the `google.rpc` error
-//! detail types are registered so tools can decode them.
+//! Discovery: server reflection, v1 and v1alpha, describes the Log service, and the `google.rpc`
+//! error detail types are registered so tools can decode them; `GetServers` names the servers.
 
 mod common;
 
 use common::{for_each_log, start_server};
+use girok::api::v1::log_client::LogClient;
+use girok::api::v1::{GetServersRequest, OffsetsRequest, Server};
 use tonic_reflection::pb::{v1, v1alpha};
 
 #[tokio::test]
@@ -68,6 +70,24 @@ async fn reflection_v1_and_v1alpha_list_the_services_and_know_the_error_details(
             ),
             "log.v1.Log not resolvable over v1alpha: {file:?}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_single_node_answers_get_servers_with_itself_as_the_leader() {
+    // As a cluster's clients will: a single node is the whole cluster, its leader and a voter,
+    // reachable at the address it listens on; a linearizable Offsets is an ordinary one.
+    for_each_log(|logs| async move {
+        let server = start_server(logs.open_default()).await;
+        let mut client = LogClient::new(server.channel().await);
+        let servers = client.get_servers(GetServersRequest {}).await.unwrap().into_inner().servers;
+        let expected =
+            Server { id: 1, rpc_addr: server.addr.to_string(), is_leader: true, voter: true };
+        assert_eq!(servers, [expected]);
+        let request = OffsetsRequest { log: String::new(), linearizable: true };
+        let offsets = client.offsets(request).await.unwrap().into_inner();
+        assert_eq!((offsets.lowest_offset, offsets.next_offset), (0, 0));
     })
     .await;
 }

@@ -56,7 +56,10 @@ fn consume(log: &str, offset: u64) -> ConsumeRequest {
 }
 
 async fn offsets(client: &mut LogClient<Channel>, log: &str) -> Result<(u64, u64), Status> {
-    let r = client.offsets(OffsetsRequest { log: log.into() }).await?.into_inner();
+    let r = client
+        .offsets(OffsetsRequest { log: log.into(), ..Default::default() })
+        .await?
+        .into_inner();
     Ok((r.lowest_offset, r.next_offset))
 }
 

@@ -59,7 +59,11 @@ fn produce(log: &str, value: Vec<u8>) -> ProduceRequest {
 }
 
 async fn offsets(client: &mut LogClient<Channel>, log: &str) -> (u64, u64) {
-    let r = client.offsets(OffsetsRequest { log: log.into() }).await.expect("offsets").into_inner();
+    let r = client
+        .offsets(OffsetsRequest { log: log.into(), ..Default::default() })
+        .await
+        .expect("offsets")
+        .into_inner();
     (r.lowest_offset, r.next_offset)
 }
 

@@ -12,8 +12,8 @@ use common::certs::Pki;
 use common::secure::{Creds, channel, client, reach};
 use common::{TestServer, bounded, start_registry};
 use girok::api::v1::{
-    ConsumeRequest, CreateLogRequest, DeleteLogRequest, ListLogsRequest, LogSettings,
-    OffsetsRequest, ProduceRequest, Record, UpdateLogRequest,
+    ConsumeRequest, CreateLogRequest, DeleteLogRequest, GetServersRequest, ListLogsRequest,
+    LogSettings, OffsetsRequest, ProduceRequest, Record, UpdateLogRequest,
 };
 use girok::logs::{Logs, LogsConfig};
 use girok::server::{Security, SecurityFiles, ServerConfig};
@@ -88,7 +88,7 @@ fn consume(log: &str, offset: u64) -> ConsumeRequest {
 }
 
 fn offsets(log: &str) -> OffsetsRequest {
-    OffsetsRequest { log: log.to_string() }
+    OffsetsRequest { log: log.to_string(), ..OffsetsRequest::default() }
 }
 
 /// Asserts `status` is `PERMISSION_DENIED` naming `subject`, `action` and `log`, with its
@@ -582,6 +582,22 @@ async fn a_connection_that_never_authenticates_gives_up_its_slot() {
         busy.offsets(offsets("")).await.expect("the idle connection kept the slot");
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         busy.offsets(offsets("")).await.expect("an authenticated connection was closed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn get_servers_needs_a_subject_but_no_permission() {
+    with_timeout(async {
+        let pki = Pki::new();
+        let server = policed(&pki).await;
+        // `stranger` is in no rule of the policy.
+        let mut stranger = client(server.addr, &Creds::cert(&pki, "stranger")).await;
+        let servers = stranger.get_servers(GetServersRequest {}).await.unwrap().into_inner();
+        assert_eq!(servers.servers.len(), 1);
+        let mut nobody = client(server.addr, &Creds::tls(&pki)).await;
+        let status = nobody.get_servers(GetServersRequest {}).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     })
     .await;
 }

@@ -57,7 +57,7 @@ impl NamedLog {
 
     /// This log's committed range `[lowest_offset, next_offset)`.
     pub async fn offsets(&mut self) -> Result<Range<u64>> {
-        let request = OffsetsRequest { log: self.name.clone() };
+        let request = OffsetsRequest { log: self.name.clone(), linearizable: false };
         let response = self.inner.offsets(request).await?.into_inner();
         Ok(response.lowest_offset..response.next_offset)
     }

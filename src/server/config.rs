@@ -79,6 +79,9 @@ pub struct ServerConfig {
     pub metrics: Metrics,
     /// The phase `run` moves through, for `/readyz`. Default: one nobody reads.
     pub readiness: Readiness,
+    /// The address `GetServers` gives for this server (`HOST:PORT`). Default: the address
+    /// [`run`](super::run)'s listener is bound to.
+    pub advertise_addr: Option<String>,
     /// TLS, authentication and the access-control list. Default: plaintext, anonymous,
     /// unrestricted.
     pub security: Security,
@@ -108,6 +111,7 @@ impl Default for ServerConfig {
             consume_batch_bytes: 1024 * 1024,
             metrics: Metrics::default(),
             readiness: Readiness::default(),
+            advertise_addr: None,
             security: Security::plaintext(),
         }
     }

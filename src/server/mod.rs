@@ -89,7 +89,10 @@ pub async fn run(
     let drain = Drain::new(drain_rx);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status(LOG_SERVICE_NAME, ServingStatus::Serving).await;
-    let config = config.fitted_to(logs.max_record_bytes());
+    let mut config = config.fitted_to(logs.max_record_bytes());
+    if config.advertise_addr.is_none() {
+        config.advertise_addr = listener.local_addr().ok().map(|addr| addr.to_string());
+    }
     let http2 = http2_builder(&config);
     let (shutdown_grace, handshake_timeout) = (config.shutdown_grace, config.handshake_timeout);
     let connection_slots = Arc::new(Semaphore::new(config.max_connections));

@@ -64,7 +64,7 @@ const BIDI_STREAM: &str = "bidi_stream";
 
 /// The methods served (service, method, type, `girok_open_streams` kind), then `unknown` for
 /// any other path: an index in it names a method's [`MethodHandles`].
-const METHODS: [(&str, &str, &str, Option<&str>); 14] = [
+const METHODS: [(&str, &str, &str, Option<&str>); 15] = [
     ("log.v1.Log", "Produce", UNARY, None),
     ("log.v1.Log", "Consume", UNARY, None),
     ("log.v1.Log", "Offsets", UNARY, None),
@@ -72,6 +72,7 @@ const METHODS: [(&str, &str, &str, Option<&str>); 14] = [
     ("log.v1.Log", "DeleteLog", UNARY, None),
     ("log.v1.Log", "ListLogs", UNARY, None),
     ("log.v1.Log", "UpdateLog", UNARY, None),
+    ("log.v1.Log", "GetServers", UNARY, None),
     ("log.v1.Log", "ConsumeStream", SERVER_STREAM, Some("consume")),
     ("log.v1.Log", "ProduceStream", BIDI_STREAM, Some("produce")),
     ("grpc.health.v1.Health", "Check", UNARY, None),

@@ -27,9 +27,13 @@ use super::status;
 use super::wire::{record_value, to_response};
 use crate::api::v1::{
     ConsumeRequest, ConsumeResponse, CreateLogRequest, CreateLogResponse, DeleteLogRequest,
-    DeleteLogResponse, ListLogsRequest, ListLogsResponse, OffsetsRequest, OffsetsResponse,
-    ProduceRequest, ProduceResponse, UpdateLogRequest, UpdateLogResponse, log_server::Log,
+    DeleteLogResponse, GetServersRequest, GetServersResponse, ListLogsRequest, ListLogsResponse,
+    OffsetsRequest, OffsetsResponse, ProduceRequest, ProduceResponse, Server, UpdateLogRequest,
+    UpdateLogResponse, log_server::Log,
 };
+
+/// The id a server outside a cluster answers `GetServers` with.
+const SINGLE_NODE_ID: u64 = 1;
 
 /// A boxed response stream.
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -169,6 +173,18 @@ impl Log for LogService {
     ) -> Result<Response<ListLogsResponse>, Status> {
         self.check_serving()?;
         Ok(Response::new(admin::list(&self.registry, &self.caller(&request)?).await?))
+    }
+
+    async fn get_servers(
+        &self,
+        request: Request<GetServersRequest>,
+    ) -> Result<Response<GetServersResponse>, Status> {
+        // Any authenticated caller may discover the servers: no permission is checked.
+        self.check_serving()?;
+        self.caller(&request)?;
+        let rpc_addr = self.config.advertise_addr.clone().unwrap_or_default();
+        let this = Server { id: SINGLE_NODE_ID, rpc_addr, is_leader: true, voter: true };
+        Ok(Response::new(GetServersResponse { servers: vec![this] }))
     }
 
     async fn update_log(
