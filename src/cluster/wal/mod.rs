@@ -38,7 +38,8 @@
 //! One mutex guards the state (segments, bounds, metadata); every operation takes it for its
 //! length, including the syncs of a truncation, purge or metadata save (rare, and Raft serialises
 //! its writes anyway). Only the group-commit fdatasync runs outside it, so appends and reads go
-//! on while a flush is under way. A poisoned lock (a panic mid-operation) fails the WAL.
+//! on while a flush is under way; a second lock, the sync gate, keeps truncations and purges
+//! (which delete files) from running during that sync. Lock order: gate, then state. A poisoned lock (a panic mid-operation) fails the WAL.
 
 mod error;
 mod frame;
@@ -87,6 +88,9 @@ pub struct Wal {
     files: Arc<dyn FileOpener>,
     /// Shared with the syncer thread, which takes it only to find the active segment's file.
     state: Arc<Mutex<State>>,
+    /// Held across every sync (grabbing the active file and syncing it) and across truncations
+    /// and purges (taken before `state`), so no file is synced after it was deleted or replaced.
+    gate: Arc<Mutex<()>>,
     syncer: Syncer,
 }
 
@@ -237,9 +241,15 @@ impl Wal {
             state.stored.save(dir, files.as_ref())?;
         }
         let state = Arc::new(Mutex::new(state));
-        let shared = state.clone();
-        let syncer = Syncer::start(move || sync_active(&shared).map_err(io::Error::from))?;
-        Ok(Self { dir: dir.to_path_buf(), config, files, state, syncer })
+        let gate = Arc::new(Mutex::new(()));
+        let (shared, shared_gate) = (state.clone(), gate.clone());
+        let syncer =
+            Syncer::start(move || sync_active(&shared_gate, &shared).map_err(io::Error::from))?;
+        Ok(Self { dir: dir.to_path_buf(), config, files, state, gate, syncer })
+    }
+
+    fn gate(&self) -> Result<MutexGuard<'_, ()>> {
+        self.gate.lock().map_err(|_| WalError::Failed("a panic mid-sync".into()))
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>> {
@@ -337,7 +347,7 @@ impl Wal {
 
     /// Makes everything appended so far durable, in the caller's thread.
     pub fn flush(&self) -> Result<()> {
-        sync_active(&self.state)
+        sync_active(&self.gate, &self.state)
     }
 
     /// Reads the entries of `range` that the log holds (`range ∩ [first, next)`), in order.
@@ -362,6 +372,7 @@ impl Wal {
     /// and crash-atomically before returning. Keeping an entry already purged is an error;
     /// truncating past the end changes nothing.
     pub fn truncate_after(&self, last_kept: Option<u64>) -> Result<()> {
+        let _gate = self.gate()?;
         let mut state = self.state()?;
         state.check()?;
         let start = state.start();
@@ -389,6 +400,7 @@ impl Wal {
     /// returning. `upto` may lie past the end (the log then continues at `upto.index + 1`, as
     /// after a snapshot install); a purge at or below an earlier one changes nothing.
     pub fn purge_upto(&self, upto: LogId) -> Result<()> {
+        let _gate = self.gate()?;
         let mut state = self.state()?;
         state.check()?;
         if upto.index < state.start() {
@@ -439,8 +451,9 @@ impl Wal {
     }
 }
 
-/// Syncs the active segment, outside the lock; a failure fails the WAL.
-fn sync_active(state: &Mutex<State>) -> Result<()> {
+/// Syncs the active segment, outside the state lock; a failure fails the WAL.
+fn sync_active(gate: &Mutex<()>, state: &Mutex<State>) -> Result<()> {
+    let _gate = gate.lock().map_err(|_| WalError::Failed("a panic mid-sync".into()))?;
     let file = {
         let state = state.lock().map_err(|_| WalError::Failed("a panic mid-operation".into()))?;
         state.check()?;
