@@ -22,7 +22,10 @@ use proptest::prelude::*;
 #[derive(Clone, Debug)]
 enum Op {
     /// Appends `n` entries, in a new term when `new_term`.
-    Append { n: u64, new_term: bool },
+    Append {
+        n: u64,
+        new_term: bool,
+    },
     /// Appends `n` entries with a durability callback (group commit), not waited for.
     AppendThen(u64),
     /// Syncs in the caller's thread.

@@ -126,7 +126,12 @@ impl Stored {
         let committed = r.id()?;
         let purged = r.id()?;
         let truncate_from = if r.flag()? { Some(r.u64()?) } else { None };
-        Ok(Self { meta: Meta { node_id, cluster_id, vote, committed }, start, purged, truncate_from })
+        Ok(Self {
+            meta: Meta { node_id, cluster_id, vote, committed },
+            start,
+            purged,
+            truncate_from,
+        })
     }
 
     /// Reads the file in `dir`; `None` when there is none (a new WAL).

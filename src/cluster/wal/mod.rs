@@ -207,7 +207,9 @@ impl Wal {
                 stored.save(dir, files.as_ref())?;
                 stored
             }
-            None => return Err(WalError::Corrupt(format!("{}: segments but no meta", dir.display()))),
+            None => {
+                return Err(WalError::Corrupt(format!("{}: segments but no meta", dir.display())));
+            }
         };
         let start = stored.start;
         let mut segments: Vec<Segment> = Vec::new();

@@ -26,19 +26,20 @@ impl Syncer {
     /// Starts the thread; `sync` makes everything written so far durable.
     pub(super) fn start(sync: impl Fn() -> io::Result<()> + Send + 'static) -> io::Result<Self> {
         let (queue, waiting) = mpsc::channel::<OnDurable>();
-        let thread = std::thread::Builder::new().name("girok-wal-sync".into()).spawn(move || {
-            while let Ok(first) = waiting.recv() {
-                let mut group = vec![first];
-                group.extend(waiting.try_iter());
-                let outcome = sync();
-                for done in group {
-                    done(match &outcome {
-                        Ok(()) => Ok(()),
-                        Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
-                    });
+        let thread =
+            std::thread::Builder::new().name("girok-wal-sync".into()).spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    let mut group = vec![first];
+                    group.extend(waiting.try_iter());
+                    let outcome = sync();
+                    for done in group {
+                        done(match &outcome {
+                            Ok(()) => Ok(()),
+                            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
+                        });
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(Self { queue: Some(queue), thread: Some(thread) })
     }
 
