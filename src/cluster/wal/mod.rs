@@ -279,7 +279,8 @@ impl Wal {
     }
 
     /// Appends `entries`, which must continue the log; readable on return, durable after a
-    /// flush. On error nothing of the batch may be relied on and the WAL is failed.
+    /// flush. A batch that does not continue the log ([`WalError::Gap`],
+    /// [`WalError::TermRegression`]) changes nothing; an I/O error fails the WAL.
     pub fn append(&self, entries: impl IntoIterator<Item = Entry>) -> Result<()> {
         let entries: Vec<Entry> = entries.into_iter().collect();
         if entries.is_empty() {
