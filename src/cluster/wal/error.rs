@@ -45,6 +45,9 @@ pub enum WalError {
     /// An earlier write or sync failed; reopen the WAL to learn what is on disk.
     #[error("wal failed earlier ({0}); reopen it")]
     Failed(String),
+    /// Another handle (in this process or another) has the WAL's directory open.
+    #[error("wal directory {0} is in use by another process or handle")]
+    Locked(String),
     /// The WAL was closed or dropped before the operation completed.
     #[error("wal closed")]
     Closed,

@@ -30,7 +30,7 @@
 //!
 //! # Files
 //!
-//! `dir/meta` (see `meta`), `dir/{first:020}.wal` segments (see `segment`, frames in `frame`),
+//! `dir/LOCK` (held while open), `dir/meta` (see `meta`), `dir/{first:020}.wal` segments (see `segment`, frames in `frame`),
 //! `syncer` the group-commit thread, `error` the error type.
 //!
 //! # Concurrency
@@ -92,6 +92,9 @@ pub struct Wal {
     /// and purges (taken before `state`), so no file is synced after it was deleted or replaced.
     gate: Arc<Mutex<()>>,
     syncer: Syncer,
+    /// The directory's exclusive lock (`LOCK`), held while the WAL is open: two writers would
+    /// interleave frames.
+    _lock: std::fs::File,
 }
 
 #[derive(Debug)]
@@ -192,6 +195,10 @@ impl Wal {
     fn open_inner(dir: &Path, config: WalConfig, files: Arc<dyn FileOpener>) -> Result<Self> {
         let at = |err| crate::storage::error::at(dir)(err);
         std::fs::create_dir_all(dir).map_err(at)?;
+        let lock = crate::storage::disk::dir::lock(dir).map_err(|err| match err {
+            crate::storage::Error::Locked(dir) => WalError::Locked(dir),
+            other => WalError::Io(io::Error::other(other)),
+        })?;
         let mut firsts = Vec::new();
         for item in std::fs::read_dir(dir).map_err(at)? {
             let name = item.map_err(at)?.file_name();
@@ -247,7 +254,7 @@ impl Wal {
         let (shared, shared_gate) = (state.clone(), gate.clone());
         let syncer =
             Syncer::start(move || sync_active(&shared_gate, &shared).map_err(io::Error::from))?;
-        Ok(Self { dir: dir.to_path_buf(), config, files, state, gate, syncer })
+        Ok(Self { dir: dir.to_path_buf(), config, files, state, gate, syncer, _lock: lock })
     }
 
     fn gate(&self) -> Result<MutexGuard<'_, ()>> {

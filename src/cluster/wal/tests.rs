@@ -232,3 +232,13 @@ fn damage_in_a_sealed_segment_is_corruption() {
     std::fs::write(&path, bytes).unwrap();
     assert!(matches!(Wal::open(dir.path(), small()), Err(WalError::Corrupt(_))));
 }
+
+#[test]
+fn a_wal_directory_opens_once_at_a_time() {
+    // Two writers would interleave frames: the second open is refused until the first closes.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small()).unwrap();
+    assert!(matches!(Wal::open(dir.path(), small()), Err(WalError::Locked(_))));
+    drop(wal);
+    Wal::open(dir.path(), small()).unwrap();
+}
