@@ -139,6 +139,24 @@ impl State {
         self.stored.start
     }
 
+    /// Asserts (in debug builds) the invariants the module doc promises: segments contiguous,
+    /// covering `start..next`, and `last` the id before `next`.
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) {
+            for pair in self.segments.windows(2) {
+                debug_assert_eq!(pair[0].next(), pair[1].first, "segments contiguous");
+            }
+            if let (Some(oldest), Some(newest)) = (self.segments.first(), self.segments.last()) {
+                debug_assert!(oldest.first <= self.start(), "the oldest segment holds the start");
+                debug_assert_eq!(newest.next(), self.next, "the newest segment ends the log");
+            } else {
+                debug_assert_eq!(self.next, self.start(), "no segment, no entry");
+            }
+            debug_assert!(self.next >= self.start());
+            debug_assert_eq!(self.last, self.id_before(self.next));
+        }
+    }
+
     /// Removes entries `from..` from the files (newest segment first, so a crash midway leaves
     /// a prefix) and syncs the cut.
     fn cut(&mut self, from: u64, dir: &Path, files: &dyn FileOpener) -> Result<()> {
@@ -249,6 +267,7 @@ impl Wal {
             state.stored.truncate_from = None;
             state.stored.save(dir, files.as_ref())?;
         }
+        state.debug_check();
         let state = Arc::new(Mutex::new(state));
         let gate = Arc::new(Mutex::new(()));
         let (shared, shared_gate) = (state.clone(), gate.clone());
@@ -313,6 +332,7 @@ impl Wal {
         state.guard(written)?;
         state.next += entries.len() as u64;
         state.last = last;
+        state.debug_check();
         Ok(())
     }
 
@@ -401,6 +421,7 @@ impl Wal {
         state.guard(marked)?;
         let cut = state.cut(from, &self.dir, self.files.as_ref());
         state.guard(cut)?;
+        state.debug_check();
         state.stored.truncate_from = None;
         let cleared = state.stored.save(&self.dir, self.files.as_ref());
         state.guard(cleared)
@@ -438,6 +459,7 @@ impl Wal {
             let removed = self.files.remove_file(&gone.path).map_err(WalError::from);
             state.guard(removed)?;
         }
+        state.debug_check();
         Ok(())
     }
 
