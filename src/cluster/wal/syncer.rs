@@ -11,6 +11,8 @@ use std::io;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use super::error::WalError;
+
 /// What a flush completes: called once, with `Ok` only when everything appended before the flush
 /// was requested is durable.
 pub type OnDurable = Box<dyn FnOnce(io::Result<()>) + Send>;
@@ -47,10 +49,10 @@ impl Syncer {
     /// at once with an error.
     pub(super) fn request(&self, done: OnDurable) {
         let Some(queue) = &self.queue else {
-            return done(Err(io::Error::other("wal closed")));
+            return done(Err(io::Error::other(WalError::Closed)));
         };
         if let Err(mpsc::SendError(done)) = queue.send(done) {
-            done(Err(io::Error::other("wal syncer stopped")));
+            done(Err(io::Error::other(WalError::Closed)));
         }
     }
 }
