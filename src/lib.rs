@@ -61,6 +61,10 @@
 //!   `drain` signals shutdown, and [`server::ServerConfig`] holds every limit.
 //!   `metrics` ([`server::Metrics`]: the Prometheus series, the storage event listener) and
 //!   `ready` ([`server::Readiness`]: starting, serving, draining) are what the admin listener reads.
+//! - [`cluster`]: the replicated cluster on openraft (issue 11), being built: so far
+//!   [`cluster::wal`], the Raft WAL storage engine (entries with terms, group-commit durability
+//!   callbacks, crash-safe suffix truncation, purge with a persisted start, a crash-safe metadata
+//!   file). The openraft log-storage adapter, state machine, network and membership come next.
 //! - [`admin`]: the admin HTTP listener: `/metrics`, `/healthz`, `/readyz`.
 //! - [`client`]: a small typed client over the generated one, decoding error details; its
 //!   [`client::Connect`] options reach a server over TLS (a CA, a client certificate, a token).
@@ -81,6 +85,7 @@
 pub mod admin;
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod logs;
 pub mod server;
 pub mod storage;

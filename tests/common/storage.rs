@@ -265,6 +265,8 @@ impl FileOpener for FaultyFiles {
             return Err(dead());
         }
         std::fs::remove_file(path)?;
+        // A file created again under this name starts from nothing, not from this one's content.
+        self.faults.synced.lock().unwrap().remove(path);
         unlinked.push(path.to_path_buf());
         Ok(())
     }
@@ -289,10 +291,16 @@ impl FileOpener for FaultyFiles {
         if self.faults.fail_open.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EMFILE));
         }
+        let existed = path.exists();
         let file = OpenOptions::new().read(true).write(true).create(create).open(path)?;
         let path = path.to_path_buf();
         {
             let mut opened = self.faults.opened.lock().unwrap();
+            if !existed {
+                // New: a power cut before its first sync leaves it empty, whatever an earlier
+                // file of this name held.
+                self.faults.synced.lock().unwrap().remove(&path);
+            }
             if !opened.contains(&path) {
                 opened.push(path.clone());
                 // A file that already exists counts as synced as it is.

@@ -48,7 +48,8 @@
 //! the segments' store sizes.
 
 /// Declares a module public with the `internals` feature (for tests, benches and fuzzing) and
-/// private to the crate without it, so a normal build exposes no test seam.
+/// private to the crate without it, so a normal build exposes no test seam (the Raft WAL in
+/// `cluster::wal` writes through the same file seam, hence `pub(crate)`).
 macro_rules! internal_mod {
     ($(#[$attr:meta])* $name:ident) => {
         #[cfg(feature = "internals")]
@@ -57,7 +58,7 @@ macro_rules! internal_mod {
         #[cfg(not(feature = "internals"))]
         #[allow(unreachable_pub, dead_code)]
         $(#[$attr])*
-        mod $name;
+        pub(crate) mod $name;
     };
 }
 
