@@ -111,6 +111,19 @@ async fn with_timeout<T>(body: impl std::future::Future<Output = T>) -> T {
     bounded("security", body).await
 }
 
+/// Asserts that a client presenting `creds` gets an answer from `grpc.health.v1`.
+async fn assert_healthy(addr: std::net::SocketAddr, creds: &Creds) {
+    let channel = channel(addr, creds).await.unwrap();
+    let health = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
+    assert!(health.is_ok(), "{health:?}");
+}
+
+/// The names `ListLogs` shows `client`.
+async fn log_names(client: &mut common::secure::Client) -> Vec<String> {
+    let logs = client.list_logs(ListLogsRequest {}).await.unwrap().into_inner().logs;
+    logs.into_iter().map(|log| log.name).collect()
+}
+
 fn code<T>(result: Result<T, Status>) -> Code {
     match result {
         Ok(_) => Code::Ok,
@@ -156,9 +169,7 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_its_ca() {
         let foreign = Creds { identity: Some(other.client("mallory")), ..Creds::tls(&pki) };
         assert!(reach(server.addr, &foreign).await.is_err(), "served a foreign certificate");
         // Health needs a handshake, not a subject.
-        let channel = channel(server.addr, &Creds::cert(&pki, "probe")).await.unwrap();
-        let health = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
-        assert!(health.is_ok(), "{health:?}");
+        assert_healthy(server.addr, &Creds::cert(&pki, "probe")).await;
     })
     .await;
 }
@@ -198,9 +209,7 @@ async fn tokens_authenticate_and_a_wrong_one_is_unauthenticated_even_beside_a_ce
         assert_denied(&status, "producer", "consume", "orders");
 
         // Health needs no credentials at all.
-        let channel = channel(server.addr, &Creds::tls(&pki)).await.unwrap();
-        let health = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
-        assert!(health.is_ok(), "{health:?}");
+        assert_healthy(server.addr, &Creds::tls(&pki)).await;
     })
     .await;
 }
@@ -256,15 +265,7 @@ async fn a_produce_only_subject_gets_exactly_what_the_policy_says() {
         assert_eq!(default.next_offset, 0, "a denied stream appended");
         let orders = root.offsets(offsets("orders")).await.unwrap().into_inner();
         assert_eq!(orders.next_offset, 3);
-        let names: Vec<String> = root
-            .list_logs(ListLogsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .logs
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
+        let names = log_names(&mut root).await;
         assert_eq!(names, ["default", "orders"], "a denied produce created a log");
     })
     .await;
@@ -289,15 +290,7 @@ async fn a_consume_only_subject_gets_exactly_what_the_policy_says() {
             let mut tail = analytics.consume_stream(consume(log, 0)).await.unwrap().into_inner();
             assert_eq!(tail.message().await.unwrap().unwrap().record.unwrap().offset, 0);
         }
-        let names: Vec<String> = analytics
-            .list_logs(ListLogsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .logs
-            .into_iter()
-            .map(|log| log.name)
-            .collect();
+        let names = log_names(&mut analytics).await;
         assert_eq!(names, ["orders", "orders-eu"]);
 
         // A denied read answers PERMISSION_DENIED even where the offset is out of range, and
