@@ -90,6 +90,7 @@ impl Default for LogsConfig {
 pub struct LogEntry {
     name: String,
     created_ms: u64,
+    raft_index: Option<u64>,
     settings: Mutex<LogSettings>,
     log: Arc<dyn CommitLog>,
     /// `true` once deleted; tails wait on it.
@@ -117,6 +118,7 @@ impl LogEntry {
         Arc::new(Self {
             name: opened.name,
             created_ms: opened.meta.created_ms,
+            raft_index: opened.meta.raft_index,
             settings: Mutex::new(opened.meta.settings),
             log: opened.log,
             deleted: watch::Sender::new(false),
@@ -133,6 +135,11 @@ impl LogEntry {
     /// When it was created, in milliseconds since the Unix epoch.
     pub fn created_ms(&self) -> u64 {
         self.created_ms
+    }
+
+    /// In a cluster, the index of the Raft entry that created the log (see [`LogMeta`]).
+    pub fn raft_index(&self) -> Option<u64> {
+        self.raft_index
     }
 
     /// Its settings as stored.
@@ -173,7 +180,7 @@ impl LogEntry {
     }
 
     fn meta(&self) -> LogMeta {
-        LogMeta { created_ms: self.created_ms, settings: self.settings() }
+        LogMeta { created_ms: self.created_ms, settings: self.settings(), raft_index: self.raft_index }
     }
 }
 
@@ -342,7 +349,8 @@ impl Logs {
         if let Some(entry) = self.lookup(name) {
             return Ok(entry);
         }
-        self.create_locked(name, LogSettings::default())
+        let meta = LogMeta { created_ms: self.next_created_ms(), ..LogMeta::default() };
+        self.create_locked(name, meta)
     }
 
     /// Creates the log `name`, or fails with [`Error::Exists`].
@@ -353,16 +361,38 @@ impl Logs {
         if self.lookup(name).is_some() {
             return Err(Error::Exists { log: name.into() });
         }
-        self.create_locked(name, settings)
+        let meta = LogMeta { created_ms: self.next_created_ms(), settings, raft_index: None };
+        self.create_locked(name, meta)
+    }
+
+    /// [`create`](Self::create) with the metadata decided elsewhere: a cluster's state machine
+    /// creates a log with the time its leader read and the Raft index of the entry, the same on
+    /// every node. Auto-create does not apply; the limit on logs does.
+    pub fn create_with(&self, name: &str, meta: LogMeta) -> Result<Arc<LogEntry>> {
+        check_name(name)?;
+        check_settings(&meta.settings)?;
+        let _admin = self.admin();
+        if self.lookup(name).is_some() {
+            return Err(Error::Exists { log: name.into() });
+        }
+        self.create_locked(name, meta)
+    }
+
+    /// Syncs every log's records to stable storage, whatever its fsync policy.
+    pub fn sync_all(&self) -> Result<()> {
+        let entries = self.list();
+        let synced = parallel::parallel_map(&entries, parallel::OPEN_THREADS, |entry| {
+            if entry.failed.is_some() { Ok(()) } else { entry.log.sync() }
+        });
+        synced.into_iter().find_map(|outcome| outcome.err()).map_or(Ok(()), |err| Err(err.into()))
     }
 
     /// Creates `name`; the caller holds the admin lock and found no such log.
-    fn create_locked(&self, name: &str, settings: LogSettings) -> Result<Arc<LogEntry>> {
+    fn create_locked(&self, name: &str, meta: LogMeta) -> Result<Arc<LogEntry>> {
         let limit = self.max_logs();
         if self.len() >= limit {
             return Err(Error::Limit { limit });
         }
-        let meta = LogMeta { created_ms: self.next_created_ms(), settings };
         let log = self.catalog.create(name, &meta)?;
         let entry = LogEntry::new(Opened::new(name, meta, log));
         self.write_map().insert(name.into(), Arc::clone(&entry));
@@ -377,7 +407,7 @@ impl Logs {
         let _admin = self.admin();
         let entry = self.get(name)?;
         let settings = entry.settings().merged(changes);
-        let meta = LogMeta { created_ms: entry.created_ms, settings };
+        let meta = LogMeta { settings, ..entry.meta() };
         self.catalog.save(name, &meta)?;
         *entry.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
         if let Some(bytes) = changes.segment_bytes {

@@ -43,19 +43,24 @@ impl LogSettings {
 }
 
 /// What is stored with a log: when it was created and its settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogMeta {
     /// Milliseconds since the Unix epoch at which the log was created.
     pub created_ms: u64,
     /// The settings as given.
     #[serde(default)]
     pub settings: LogSettings,
+    /// In a cluster, the index of the Raft entry that created the log: it tells one log of a
+    /// name from another created after it was deleted, when entries are applied again after a
+    /// restart. Absent outside a cluster, and for `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_index: Option<u64>,
 }
 
 impl LogMeta {
     /// The metadata of a log created now with `settings`.
     pub fn new(settings: LogSettings) -> Self {
-        Self { created_ms: crate::storage::next_timestamp(0), settings }
+        Self { created_ms: crate::storage::next_timestamp(0), settings, raft_index: None }
     }
 
     /// The bytes of `log.json`.
@@ -92,6 +97,7 @@ mod tests {
         let meta = LogMeta {
             created_ms: 1_700_000_000_000,
             settings: LogSettings { segment_bytes: Some(4096), ..LogSettings::default() },
+            raft_index: None,
         };
         let json = meta.to_json();
         assert!(!String::from_utf8_lossy(&json).contains("retention"));

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::disk::FRAME_HEADER_BYTES;
 use super::locks::{Locks, POISONED};
-use super::{CommitLog, Error, LogConfig, Record, Result, next_timestamp};
+use super::{CommitLog, Error, LogConfig, Record, Result};
 
 /// An in-memory log. Truncation drops exactly the records below the offset asked for (it has no
 /// segments), never past the commit point. Its [`size_bytes`](CommitLog::size_bytes) counts what
@@ -95,7 +95,7 @@ impl CommitLog for MemoryLog {
         self.append_batch(std::slice::from_ref(&value)).map(|r| r.start)
     }
 
-    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
+    fn append_batch_at(&self, values: &[Bytes], clock_ms: u64) -> Result<Range<u64>> {
         self.config.check_values(values)?;
         let mut inner = self.write_inner();
         inner.check_open()?;
@@ -106,7 +106,7 @@ impl CommitLog for MemoryLog {
         let end = start
             .checked_add(values.len() as u64)
             .ok_or(Error::OffsetsExhausted { next: start })?;
-        let timestamp_ms = next_timestamp(inner.last_timestamp_ms);
+        let timestamp_ms = clock_ms.max(inner.last_timestamp_ms);
         for (i, value) in values.iter().enumerate() {
             let offset = start + i as u64;
             inner.records.push_back(Record { offset, timestamp_ms, value: value.clone() });

@@ -92,7 +92,14 @@ pub trait CommitLog: Send + Sync + 'static {
 
     /// Appends every record of `values` atomically and returns their offsets. An empty batch
     /// appends nothing and returns an empty range at the commit point.
-    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>>;
+    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
+        self.append_batch_at(values, now_ms())
+    }
+
+    /// [`append_batch`](Self::append_batch) with the clock reading `clock_ms` given: the batch is
+    /// stamped `max(clock_ms, the previous record's timestamp)`. A replica applies a batch with
+    /// the time its leader read, so that every copy holds the same timestamps.
+    fn append_batch_at(&self, values: &[Bytes], clock_ms: u64) -> Result<Range<u64>>;
 
     /// Reads the committed record at `offset`.
     fn read(&self, offset: u64) -> Result<Record>;
@@ -123,6 +130,12 @@ pub trait CommitLog: Send + Sync + 'static {
 
     /// Syncs and closes the log. Later calls fail with [`Error::Closed`].
     fn close(&self) -> Result<()>;
+
+    /// Syncs every record written so far to stable storage, whatever the fsync policy. A log
+    /// with nothing to sync (in memory) does nothing.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// The bytes of record data the log holds: its store files' written length (headers and
     /// frames, no preallocated space, no indexes). A log without files says what it counts.

@@ -62,7 +62,7 @@ impl CommitLog for FaultyLog {
         self.append_batch(std::slice::from_ref(&value)).map(|r| r.start)
     }
 
-    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
+    fn append_batch_at(&self, values: &[Bytes], clock_ms: u64) -> Result<Range<u64>> {
         self.append_calls.fetch_add(1, Ordering::SeqCst);
         let delay = *self.append_delay.lock().unwrap();
         if !delay.is_zero() {
@@ -74,7 +74,11 @@ impl CommitLog for FaultyLog {
         {
             return Err(make());
         }
-        self.inner.append_batch(values)
+        self.inner.append_batch_at(values, clock_ms)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
     }
 
     fn read(&self, offset: u64) -> Result<Record> {

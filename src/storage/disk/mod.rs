@@ -107,7 +107,8 @@ use self::store::{decode_frame, encode_frame};
 use self::syncer::IntervalSync;
 use super::locks::Locks;
 use super::{
-    CommitLog, Enforced, Error, LogConfig, Record, Result, Retention, StorageEvents, next_timestamp,
+    CommitLog, Enforced, Error, LogConfig, Record, Result, Retention, StorageEvents,
+    now_ms,
 };
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
@@ -438,7 +439,7 @@ impl Shared {
         }
     }
 
-    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
+    fn append_batch_at(&self, values: &[Bytes], clock_ms: u64) -> Result<Range<u64>> {
         self.config.log.check_values(values)?;
         self.free.check(&self.dir)?;
         // Checksums of the payloads are the costly part; compute them before taking the lock.
@@ -447,7 +448,7 @@ impl Shared {
         let count = values.len() as u64;
         self.presync_before_roll(frame_bytes, count)?;
         let mut sealing = None;
-        let appended = self.append_locked(values, &crcs, frame_bytes, &mut sealing);
+        let appended = self.append_locked(values, clock_ms, &crcs, frame_bytes, &mut sealing);
         if let Some(took) = sealing {
             self.events.on_fsync(took);
         }
@@ -467,6 +468,7 @@ impl Shared {
     fn append_locked(
         &self,
         values: &[Bytes],
+        clock_ms: u64,
         crcs: &[u32],
         frame_bytes: u64,
         sealing: &mut Option<std::time::Duration>,
@@ -496,7 +498,7 @@ impl Shared {
         state.active().make_index_room(count, self.config.max_index_entries())?;
         let mut frames = take_scratch();
         let mut starts = Vec::with_capacity(values.len());
-        let timestamp_ms = next_timestamp(state.last_timestamp_ms);
+        let timestamp_ms = clock_ms.max(state.last_timestamp_ms);
         for (i, (value, crc)) in values.iter().zip(crcs).enumerate() {
             starts.push(frames.len() as u64);
             encode_frame(&mut frames, start + i as u64, timestamp_ms, value, *crc);
@@ -635,11 +637,15 @@ impl Shared {
 
 impl CommitLog for DiskLog {
     fn append(&self, value: Bytes) -> Result<u64> {
-        self.shared.append_batch(std::slice::from_ref(&value)).map(|r| r.start)
+        self.shared.append_batch_at(std::slice::from_ref(&value), now_ms()).map(|r| r.start)
     }
 
-    fn append_batch(&self, values: &[Bytes]) -> Result<Range<u64>> {
-        self.shared.append_batch(values)
+    fn append_batch_at(&self, values: &[Bytes], clock_ms: u64) -> Result<Range<u64>> {
+        self.shared.append_batch_at(values, clock_ms)
+    }
+
+    fn sync(&self) -> Result<()> {
+        DiskLog::sync(self)
     }
 
     fn segment_count(&self) -> usize {
@@ -960,7 +966,7 @@ mod tests {
         // A log whose last record was stamped ahead of this clock (a clock stepped back since)
         // stamps new records with that time, not an earlier one.
         let dir = tempfile::tempdir().unwrap();
-        let ahead = next_timestamp(0) + 86_400_000;
+        let ahead = crate::storage::now_ms() + 86_400_000;
         let mut segment = Segment::create(dir.path(), 0, 8, &OsFiles).unwrap();
         let mut frames = Vec::new();
         encode_frame(&mut frames, 0, ahead, b"from the future", crc32c::crc32c(b"from the future"));
