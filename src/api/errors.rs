@@ -31,6 +31,19 @@ pub mod reason {
     /// `PERMISSION_DENIED`: the access-control list does not let the subject do the action on
     /// the log.
     pub const ACCESS_DENIED: &str = "ACCESS_DENIED";
+    /// `UNAVAILABLE`: a write (or a membership change, or a linearizable read) reached a node
+    /// that is not the cluster's leader. Nothing was done: retry at the leader, which the
+    /// metadata names when it is known (`leader_id`, `leader_addr`; empty otherwise).
+    pub const NOT_LEADER: &str = "NOT_LEADER";
+    /// `UNAVAILABLE`: leadership changed while a write was in flight; it may or may not have
+    /// been appended (a retry is at-least-once).
+    pub const LEADER_CHANGED: &str = "LEADER_CHANGED";
+    /// `FAILED_PRECONDITION`: a cluster RPC on a server that is not part of a cluster.
+    pub const NOT_A_CLUSTER: &str = "NOT_A_CLUSTER";
+    /// `ALREADY_EXISTS`: `AddServer` with an id that is, or was, a member's.
+    pub const SERVER_EXISTS: &str = "SERVER_EXISTS";
+    /// `NOT_FOUND`: `RemoveServer` of an id that is not a member.
+    pub const SERVER_NOT_FOUND: &str = "SERVER_NOT_FOUND";
 }
 
 /// `ErrorInfo.metadata` keys; offsets are written in base 10.
@@ -53,4 +66,10 @@ pub mod key {
     pub const SUBJECT: &str = "subject";
     /// What a call would do to a log: `produce`, `consume` or `admin`.
     pub const ACTION: &str = "action";
+    /// The id of the node believed to lead the cluster.
+    pub const LEADER_ID: &str = "leader_id";
+    /// The address (`HOST:PORT`) of the node believed to lead the cluster.
+    pub const LEADER_ADDR: &str = "leader_addr";
+    /// A cluster node's id.
+    pub const SERVER_ID: &str = "server_id";
 }

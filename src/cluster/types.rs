@@ -3,6 +3,7 @@
 //! release that moves a type touches this file and the adapters, nothing else.
 
 use openraft::impls::leader_id_std;
+use openraft::type_config::alias;
 
 use super::command::{Applied, Command};
 
@@ -22,15 +23,18 @@ openraft::declare_raft_types!(
 pub type NodeId = u64;
 /// A member as the membership holds it: its advertised `HOST:PORT` in `addr`.
 pub type Node = openraft::BasicNode;
-/// The Raft handle of a girok node.
-pub type Raft = openraft::Raft<TypeConfig, super::state_machine::StateMachine>;
 /// A Raft log entry.
-pub type Entry = openraft::Entry<TypeConfig>;
+pub type Entry = alias::EntryOf<TypeConfig>;
 /// The id of a Raft log entry: its term (the committed leader id) and index.
-pub type LogId = openraft::LogId<TypeConfig>;
+pub type LogId = alias::LogIdOf<TypeConfig>;
 /// A vote.
-pub type Vote = openraft::impls::Vote<leader_id_std::LeaderId<u64, u64>>;
+pub type Vote = alias::VoteOf<TypeConfig>;
 /// Membership as the state machine stores it, with the id of the entry that set it.
-pub type StoredMembership = openraft::StoredMembership<TypeConfig>;
+pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
 /// A snapshot's metadata.
-pub type SnapshotMeta = openraft::SnapshotMeta<TypeConfig>;
+pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot's data: a checkpoint of the state machine (which logs exist, their offsets and
+/// settings), encoded with postcard; never the records themselves.
+pub type SnapshotData = Vec<u8>;
+/// A snapshot: its metadata and its checkpoint.
+pub type Snapshot = alias::SnapshotOf<TypeConfig, SnapshotData>;

@@ -180,7 +180,11 @@ impl LogEntry {
     }
 
     fn meta(&self) -> LogMeta {
-        LogMeta { created_ms: self.created_ms, settings: self.settings(), raft_index: self.raft_index }
+        LogMeta {
+            created_ms: self.created_ms,
+            settings: self.settings(),
+            raft_index: self.raft_index,
+        }
     }
 }
 

@@ -259,6 +259,16 @@ pub(crate) fn record_too_large_to_send(offset: u64, size: usize, max: usize) -> 
     )
 }
 
+/// `FAILED_PRECONDITION` for a cluster RPC on a server outside a cluster.
+pub(crate) fn not_a_cluster() -> Status {
+    with_info(
+        Code::FailedPrecondition,
+        "this server is not part of a cluster (start it with --node-id and --cluster)".into(),
+        reason::NOT_A_CLUSTER,
+        &[],
+    )
+}
+
 /// `UNAVAILABLE` for calls cut short by the server draining.
 pub(crate) fn draining() -> Status {
     Status::unavailable("the server is shutting down; retry on another connection")

@@ -26,9 +26,10 @@ use super::security::{Action, Caller};
 use super::status;
 use super::wire::{record_value, to_response};
 use crate::api::v1::{
-    ConsumeRequest, ConsumeResponse, CreateLogRequest, CreateLogResponse, DeleteLogRequest,
-    DeleteLogResponse, GetServersRequest, GetServersResponse, ListLogsRequest, ListLogsResponse,
-    OffsetsRequest, OffsetsResponse, ProduceRequest, ProduceResponse, Server, UpdateLogRequest,
+    AddServerRequest, AddServerResponse, ConsumeRequest, ConsumeResponse, CreateLogRequest,
+    CreateLogResponse, DeleteLogRequest, DeleteLogResponse, GetServersRequest, GetServersResponse,
+    ListLogsRequest, ListLogsResponse, OffsetsRequest, OffsetsResponse, ProduceRequest,
+    ProduceResponse, RemoveServerRequest, RemoveServerResponse, Server, UpdateLogRequest,
     UpdateLogResponse, log_server::Log,
 };
 
@@ -185,6 +186,24 @@ impl Log for LogService {
         let rpc_addr = self.config.advertise_addr.clone().unwrap_or_default();
         let this = Server { id: SINGLE_NODE_ID, rpc_addr, is_leader: true, voter: true };
         Ok(Response::new(GetServersResponse { servers: vec![this] }))
+    }
+
+    async fn add_server(
+        &self,
+        request: Request<AddServerRequest>,
+    ) -> Result<Response<AddServerResponse>, Status> {
+        self.check_serving()?;
+        self.caller(&request)?;
+        Err(status::not_a_cluster())
+    }
+
+    async fn remove_server(
+        &self,
+        request: Request<RemoveServerRequest>,
+    ) -> Result<Response<RemoveServerResponse>, Status> {
+        self.check_serving()?;
+        self.caller(&request)?;
+        Err(status::not_a_cluster())
     }
 
     async fn update_log(

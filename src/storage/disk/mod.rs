@@ -107,8 +107,7 @@ use self::store::{decode_frame, encode_frame};
 use self::syncer::IntervalSync;
 use super::locks::Locks;
 use super::{
-    CommitLog, Enforced, Error, LogConfig, Record, Result, Retention, StorageEvents,
-    now_ms,
+    CommitLog, Enforced, Error, LogConfig, Record, Result, Retention, StorageEvents, now_ms,
 };
 
 /// The segmented on-disk log. Dropping it without [`CommitLog::close`] is a faithful crash.
