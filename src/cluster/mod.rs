@@ -12,6 +12,7 @@
 //! network client, and membership (bootstrap, join, add/remove servers).
 
 pub mod command;
+pub mod log_store;
 pub mod types;
 pub mod wal;
 
