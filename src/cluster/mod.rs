@@ -12,6 +12,7 @@
 //! network client, and membership (bootstrap, join, add/remove servers).
 
 pub mod command;
+pub mod state_machine;
 pub mod types;
 pub mod wal;
 
