@@ -32,13 +32,17 @@ pub enum Command {
         /// The log's name.
         log: String,
         /// Its settings.
+        #[serde(with = "settings_wire")]
         settings: LogSettings,
+        /// The leader's clock when it proposed the creation.
+        created_ms: u64,
     },
     /// Replaces the settings present in `settings`.
     Update {
         /// The log's name.
         log: String,
         /// The settings to change.
+        #[serde(with = "settings_wire")]
         settings: LogSettings,
     },
     /// Deletes `log` and its records.
@@ -68,6 +72,29 @@ impl std::fmt::Display for Command {
             Command::Update { log, .. } => write!(f, "update {log:?}"),
             Command::Delete { log } => write!(f, "delete {log:?}"),
         }
+    }
+}
+
+/// [`LogSettings`] in a form postcard can carry: `log.json` leaves absent settings out, which
+/// only a self-describing format can read back; here every field is always written.
+pub(crate) mod settings_wire {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::logs::LogSettings;
+
+    type Wire = (Option<u64>, Option<u64>, Option<u64>);
+
+    pub(crate) fn serialize<S: Serializer>(
+        settings: &LogSettings,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let wire: Wire = (settings.retention_bytes, settings.retention_ms, settings.segment_bytes);
+        wire.serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LogSettings, D::Error> {
+        let (retention_bytes, retention_ms, segment_bytes) = Wire::deserialize(d)?;
+        Ok(LogSettings { retention_bytes, retention_ms, segment_bytes })
     }
 }
 
@@ -154,6 +181,13 @@ mod tests {
         };
         let bytes = postcard::to_allocvec(&command).unwrap();
         assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), command);
+        let create = Command::Create {
+            log: "orders".into(),
+            settings: LogSettings { segment_bytes: Some(4096), ..LogSettings::default() },
+            created_ms: 7,
+        };
+        let bytes = postcard::to_allocvec(&create).unwrap();
+        assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), create);
         let applied = Applied::Refused(Refusal::Exists { log: "orders".into() });
         let bytes = postcard::to_allocvec(&applied).unwrap();
         assert_eq!(postcard::from_bytes::<Applied>(&bytes).unwrap(), applied);

@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod log_store;
+pub mod state_machine;
 pub mod types;
 pub mod wal;
 

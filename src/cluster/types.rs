@@ -25,6 +25,8 @@ pub type NodeId = u64;
 pub type Node = openraft::BasicNode;
 /// A Raft log entry.
 pub type Entry = alias::EntryOf<TypeConfig>;
+/// What a Raft log entry carries: nothing (a leader's first entry), a membership or a [`Command`].
+pub type Payload = alias::EntryPayloadOf<TypeConfig>;
 /// The id of a Raft log entry: its term (the committed leader id) and index.
 pub type LogId = alias::LogIdOf<TypeConfig>;
 /// A vote.

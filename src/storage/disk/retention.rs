@@ -313,7 +313,9 @@ mod tests {
         BEFORE_UNLINKS.with(|hook| {
             *hook.borrow_mut() = Some(Box::new(move |shared: &Shared| {
                 let lock_free = shared.state.try_write().is_ok();
-                let appended = shared.append_batch_at(&[Bytes::from_static(b"meanwhile")], crate::storage::now_ms()).unwrap();
+                let appended = shared
+                    .append_batch_at(&[Bytes::from_static(b"meanwhile")], crate::storage::now_ms())
+                    .unwrap();
                 let lowest = shared.lowest_offset();
                 let files_still_there = store_path(&shared.dir, 0).exists();
                 *record.borrow_mut() = Some((lock_free, appended.start, lowest, files_still_there));
