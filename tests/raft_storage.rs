@@ -1,16 +1,19 @@
 //! openraft's storage conformance suite (`openraft::testing::log::Suite`) over girok's Raft log
 //! store ([`LogStore`] on the WAL).
 //!
-//! The suite checks a log store and a state machine together. It runs twice: with a minimal
-//! in-memory state machine written here, so a failure there is the log store's alone, and with
-//! girok's own state machine over named logs.
+//! The suite checks a log store and a state machine together. It runs with a minimal in-memory
+//! state machine written here (once per [`Durability`]), so a failure there is the log store's
+//! alone, and with girok's own state machine over named logs, the pair a node runs.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt};
 use girok::cluster::log_store::{Durability, LogStore};
+use girok::cluster::state_machine::StateMachine;
 use girok::cluster::types::{LogId, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use girok::logs::{Logs, LogsConfig};
+use girok::storage::DiskConfig;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{
@@ -127,4 +130,25 @@ async fn the_log_store_passes_openrafts_suite_with_every_append_synced() {
 async fn the_log_store_passes_openrafts_suite_with_appends_left_to_the_page_cache() {
     // Durability::Never: callbacks complete as soon as the entries are written.
     Suite::test_all(WithMemoryStateMachine(Durability::Never)).await.unwrap();
+}
+
+/// Builds a log store and girok's state machine over named logs, in a fresh directory.
+struct WithGirokStateMachine(Durability);
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for WithGirokStateMachine {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+        let dir = tempfile::tempdir().map_err(failed)?;
+        let store = LogStore::open(&dir.path().join("raft"), self.0).map_err(failed)?;
+        let logs =
+            Logs::open(dir.path().join("data"), DiskConfig::default(), LogsConfig::default())
+                .map_err(|e| failed(io::Error::other(e)))?;
+        let sm = StateMachine::open(Arc::new(logs), &dir.path().join("sm")).map_err(failed)?;
+        Ok((dir, store, sm))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_store_and_girok_state_machine_pass_openrafts_suite() {
+    // The pair a node runs: girok's state machine over named logs, appends synced.
+    Suite::test_all(WithGirokStateMachine(Durability::Always)).await.unwrap();
 }
