@@ -12,6 +12,8 @@
 //! network client, and membership (bootstrap, join, add/remove servers).
 
 pub mod command;
+pub mod network;
+pub mod service;
 pub mod state_machine;
 pub mod types;
 pub mod wal;
