@@ -13,6 +13,8 @@
 
 pub mod command;
 pub mod log_store;
+pub mod network;
+pub mod service;
 pub mod state_machine;
 pub mod types;
 pub mod wal;
