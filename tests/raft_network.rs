@@ -184,12 +184,12 @@ async fn leader(nodes: &[TestNode], except: &BTreeSet<NodeId>) -> NodeId {
             .filter(|n| !except.contains(&n.id))
             .map(|n| n.raft.metrics().borrow_watched().current_leader)
             .collect();
-        if let [Some(leader)] = views.into_iter().collect::<Vec<_>>()[..] {
-            if !except.contains(&leader) {
-                let node = nodes.iter().find(|n| n.id == leader).unwrap();
-                if node.raft.metrics().borrow_watched().state == ServerState::Leader {
-                    return leader;
-                }
+        if let [Some(leader)] = views.into_iter().collect::<Vec<_>>()[..]
+            && !except.contains(&leader)
+        {
+            let node = nodes.iter().find(|n| n.id == leader).unwrap();
+            if node.raft.metrics().borrow_watched().state == ServerState::Leader {
+                return leader;
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -80,6 +80,12 @@ pub struct LogStore {
     /// file and are saved whole. Never held across an `.await`: it is taken inside the blocking
     /// closures only. A poisoned lock is an error, like the WAL's own.
     meta_lock: Arc<Mutex<()>>,
+    /// The last committed id openraft reported, not yet saved. openraft awaits
+    /// `save_committed` before every apply; a crash-safe metadata save (two syncs and a rename)
+    /// each time would cap the commit rate. A saved id only has to be a lower bound (entries up
+    /// to it are re-applied at start; later ones are learnt from the leader again), so it is
+    /// saved with the next vote and at close.
+    committed: Arc<Mutex<Option<wal::LogId>>>,
 }
 
 fn invalid(what: &str, err: impl std::fmt::Display) -> io::Error {
@@ -121,7 +127,12 @@ impl LogStore {
     /// [`LogStore::open`] with a WAL configuration (small segments in tests).
     pub fn open_with(dir: &Path, durability: Durability, config: WalConfig) -> io::Result<Self> {
         let wal = Wal::open(dir, config)?;
-        Ok(Self { wal: Arc::new(wal), durability, meta_lock: Arc::new(Mutex::new(())) })
+        Ok(Self {
+            wal: Arc::new(wal),
+            durability,
+            meta_lock: Arc::new(Mutex::new(())),
+            committed: Arc::default(),
+        })
     }
 
     /// The durability chosen at open.
@@ -148,6 +159,7 @@ impl LogStore {
     /// Makes everything appended durable and closes the WAL when this is the last handle (a
     /// reader clone still alive keeps it open, flushed). Blocking.
     pub fn close(self) -> io::Result<()> {
+        self.update_meta(|_| {})?;
         match Arc::try_unwrap(self.wal) {
             Ok(wal) => Ok(wal.close()?),
             Err(shared) => Ok(shared.flush()?),
@@ -158,6 +170,12 @@ impl LogStore {
     fn update_meta(&self, change: impl FnOnce(&mut Meta)) -> io::Result<()> {
         let _serial = self.meta_lock.lock().map_err(|_| io::Error::other("meta lock poisoned"))?;
         let mut meta = self.wal.meta()?;
+        let pending = *self.committed.lock().map_err(|_| io::Error::other("lock poisoned"))?;
+        if pending
+            .is_some_and(|pending| meta.committed.is_none_or(|saved| saved.index < pending.index))
+        {
+            meta.committed = pending;
+        }
         change(&mut meta);
         Ok(self.wal.save_meta(&meta)?)
     }
@@ -231,11 +249,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Kept in memory, saved with the next vote or at close (see the field's doc).
         let committed = committed.as_ref().map(to_wal_id);
-        self.blocking(move |s| s.update_meta(|meta| meta.committed = committed)).await
+        *self.committed.lock().map_err(|_| io::Error::other("lock poisoned"))? = committed;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let pending = *self.committed.lock().map_err(|_| io::Error::other("lock poisoned"))?;
+        if let Some(pending) = pending {
+            return Ok(Some(from_wal_id(pending)));
+        }
         self.blocking(|s| Ok(s.wal.meta()?.committed.map(from_wal_id))).await
     }
 

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod log_store;
 pub mod network;
+pub mod node;
 pub mod service;
 pub mod state_machine;
 pub mod types;

@@ -74,10 +74,11 @@ where
         if membership.get_node(&sender).is_some() {
             return Ok(());
         }
-        if let Some(vote) = leader_vote {
-            if vote.committed && *vote >= metrics.vote {
-                return Ok(());
-            }
+        if let Some(vote) = leader_vote
+            && vote.committed
+            && *vote >= metrics.vote
+        {
+            return Ok(());
         }
         Err(Status::permission_denied(format!(
             "node {sender} is not a member of node {}'s cluster",

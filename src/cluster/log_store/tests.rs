@@ -91,8 +91,17 @@ async fn saving_the_vote_or_committed_keeps_the_identity_and_the_other_field() {
     assert_eq!(store.identity().unwrap(), (3, Bytes::from_static(b"c")));
     assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(5, 3)));
     assert_eq!(store.read_committed().await.unwrap(), Some(LogId::new_term_index(4, 9)));
-    store.save_committed(None).await.unwrap();
-    assert_eq!(store.read_committed().await.unwrap(), None);
+    // A committed id is saved lazily, with the next vote or at close: after a crash the store
+    // answers the last one saved, a lower bound, which is all openraft needs.
+    store.save_committed(Some(LogId::new_term_index(4, 12))).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(LogId::new_term_index(4, 12)));
+    drop(store);
+    let mut reopened = open(dir.path());
+    assert_eq!(reopened.read_committed().await.unwrap(), Some(LogId::new_term_index(4, 9)));
+    reopened.save_committed(Some(LogId::new_term_index(4, 12))).await.unwrap();
+    reopened.close().unwrap();
+    let mut closed = open(dir.path());
+    assert_eq!(closed.read_committed().await.unwrap(), Some(LogId::new_term_index(4, 12)));
 }
 
 #[tokio::test]
