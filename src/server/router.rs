@@ -34,6 +34,8 @@ use crate::api::v1::log_server::LogServer;
 
 /// The path prefix of the `log.v1.Log` service's calls.
 const LOG_SERVICE_PREFIX: &str = "/log.v1.Log/";
+/// The path prefix of the internal Raft service's calls between cluster nodes.
+const RAFT_SERVICE_PREFIX: &str = "/girok.raft.v1.Raft/";
 
 /// Every service the server answers, as one hyper service. Cheap to clone.
 #[derive(Clone)]
@@ -130,6 +132,18 @@ impl hyper::service::Service<http::Request<Incoming>> for Router {
                     return Box::pin(std::future::ready(Ok(refused)));
                 }
             }
+        }
+        // Under TLS, Raft traffic comes only from nodes proving themselves with a certificate the
+        // cluster's CA signed (nodes present theirs; a token is never enough). The service
+        // itself then admits members only.
+        if request.uri().path().starts_with(RAFT_SERVICE_PREFIX)
+            && self.security.is_tls()
+            && !self.identity.is_certified()
+        {
+            let status = tonic::Status::unauthenticated(
+                "Raft calls between cluster nodes need a client certificate",
+            );
+            return Box::pin(std::future::ready(Ok(call.respond(status.into_http()))));
         }
         let request = request.map(|body| call.request_body(body));
         // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.

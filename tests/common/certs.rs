@@ -32,6 +32,8 @@ struct Leaf<'a> {
     cn: &'a str,
     sans: &'a [&'a str],
     usage: ExtendedKeyUsagePurpose,
+    /// Also clientAuth: a cluster node's certificate serves both ends of its Raft calls.
+    also_client: bool,
     validity: Validity,
 }
 
@@ -86,9 +88,17 @@ impl Pki {
             cn,
             sans: &[],
             usage: ExtendedKeyUsagePurpose::ClientAuth,
+            also_client: false,
             validity: Validity::Always,
         };
         self.issue(&format!("client-{}", file_safe(cn)), &leaf)
+    }
+
+    /// A cluster node's certificate: [`Pki::server`]'s, also valid as a client certificate
+    /// (serverAuth and clientAuth), with CommonName `cn`.
+    pub fn node(&self, cn: &str) -> (PathBuf, PathBuf) {
+        let leaf = Leaf { cn, also_client: true, ..Leaf::server(Validity::Always) };
+        self.issue(&format!("node-{}", file_safe(cn)), &leaf)
     }
 
     /// A server certificate like [`Pki::server`]'s that was valid only in 2000.
@@ -113,6 +123,9 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, leaf.cn);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![leaf.usage.clone()];
+        if leaf.also_client {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         params.use_authority_key_identifier_extension = true;
         match leaf.validity {
             Validity::Always => {}
@@ -150,6 +163,7 @@ impl Leaf<'static> {
             cn: "localhost",
             sans: &["localhost", "127.0.0.1", "::1"],
             usage: ExtendedKeyUsagePurpose::ServerAuth,
+            also_client: false,
             validity,
         }
     }
