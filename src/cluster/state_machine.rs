@@ -30,7 +30,7 @@
 //! the limit on logs and the record size are the cluster's. A failure of this node's own disk
 //! is never an answer to a client: it fails the apply, which stops this node's Raft.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +75,8 @@ pub struct Checkpoint {
     pub membership: StoredMembership,
     /// Every log, by name.
     pub logs: BTreeMap<String, Expected>,
+    /// The ids of nodes removed from the cluster: never given to another node.
+    pub retired: BTreeSet<u64>,
 }
 
 impl Checkpoint {
@@ -91,6 +93,7 @@ impl Checkpoint {
             last_applied: None,
             membership: StoredMembership::default(),
             logs: BTreeMap::from([(DEFAULT_LOG.to_string(), default)]),
+            retired: BTreeSet::new(),
         }
     }
 
@@ -165,6 +168,11 @@ impl StateMachine {
         self.inner.state().applied.last_applied
     }
 
+    /// The ids of nodes removed from the cluster, which are never reused.
+    pub fn retired(&self) -> BTreeSet<u64> {
+        self.inner.state().applied.retired.clone()
+    }
+
     /// Syncs every log and writes a checkpoint of the state applied so far; answers it.
     pub fn checkpoint(&self) -> io::Result<(SnapshotMeta, SnapshotData)> {
         self.inner.checkpoint()
@@ -181,6 +189,10 @@ impl Inner {
         let applied = match payload {
             EntryPayload::Blank => Applied::Done,
             EntryPayload::Membership(membership) => {
+                let now: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
+                let before = state.applied.membership.nodes().map(|(id, _)| *id);
+                let gone: Vec<u64> = before.filter(|id| !now.contains(id)).collect();
+                state.applied.retired.extend(gone);
                 state.applied.membership = StoredMembership::new(Some(log_id), membership);
                 Applied::Done
             }
@@ -280,7 +292,9 @@ impl Inner {
         log: &str,
         meta: LogMeta,
     ) -> io::Result<Option<Refusal>> {
-        let limit = self.logs.max_logs();
+        // The configured limit, the same on every node (not one lowered to fit this machine's
+        // descriptors, which would make nodes disagree).
+        let limit = self.logs.config().max_logs;
         if expected.len() >= limit {
             return Ok(Some(Refusal::Limit { limit }));
         }

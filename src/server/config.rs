@@ -85,6 +85,9 @@ pub struct ServerConfig {
     /// TLS, authentication and the access-control list. Default: plaintext, anonymous,
     /// unrestricted.
     pub security: Security,
+    /// The cluster this server is a node of: writes then go through its Raft, and the internal
+    /// Raft service is served beside `log.v1.Log`. Default: none (a single node).
+    pub cluster: Option<crate::cluster::node::Cluster>,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             readiness: Readiness::default(),
             advertise_addr: None,
             security: Security::plaintext(),
+            cluster: None,
         }
     }
 }

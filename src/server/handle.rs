@@ -17,18 +17,48 @@ use tonic::Status;
 
 use super::security::{Action, Caller};
 use super::status;
+use crate::cluster::command::{Applied, Command};
+use crate::cluster::node::Cluster;
 use crate::logs::{self, LogEntry, LogSettings, Logs};
 use crate::storage::{self, CommitLog, Record};
 
 /// The registry, asynchronously. Cheap to clone.
+///
+/// In a cluster, every change goes through Raft: the leader proposes it as a [`Command`] and
+/// answers once it is committed and applied (the state machine changes the logs); other nodes
+/// refuse writes with `NOT_LEADER`, after the request's own checks and before looking the log up.
+/// Reads are served from the logs as this node has applied them.
 #[derive(Clone, Debug)]
 pub(crate) struct Registry {
     logs: Arc<Logs>,
+    cluster: Option<Cluster>,
 }
 
 impl Registry {
-    pub(crate) fn new(logs: Arc<Logs>) -> Self {
-        Self { logs }
+    pub(crate) fn new(logs: Arc<Logs>, cluster: Option<Cluster>) -> Self {
+        Self { logs, cluster }
+    }
+
+    /// The cluster this server is a node of.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// `NOT_LEADER` unless this node may take writes (it leads, or there is no cluster).
+    fn check_leader(&self) -> Result<(), Status> {
+        match &self.cluster {
+            Some(cluster) => cluster.check_leader().map_err(status::from_write_error),
+            None => Ok(()),
+        }
+    }
+
+    /// Proposes `command` through the cluster; answers what applying it answered, a refusal
+    /// as the status a single node would give.
+    async fn propose(cluster: &Cluster, command: Command) -> Result<Applied, Status> {
+        match cluster.write(command).await.map_err(status::from_write_error)? {
+            Applied::Refused(refusal) => Err(Status::from(logs::Error::from(refusal))),
+            applied => Ok(applied),
+        }
     }
 
     /// The largest record value any log accepts.
@@ -44,6 +74,21 @@ impl Registry {
         self.usable(self.logs.get(name)?)
     }
 
+    /// [`find`](Self::find) for a read that must cover every write acknowledged before it: in a
+    /// cluster, served by the leader once it has applied everything committed (its read index);
+    /// `NOT_LEADER` elsewhere. Outside a cluster every read is.
+    pub(crate) async fn find_linearizable(
+        &self,
+        caller: &Caller,
+        field: &str,
+    ) -> Result<LogHandle, Status> {
+        let name = checked_name(caller, Action::Consume, field)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.read_barrier().await.map_err(status::from_write_error)?;
+        }
+        self.usable(self.logs.get(name)?)
+    }
+
     /// [`find`](Self::find) for an append, which needs `produce`: an unknown log is created
     /// while auto-create is on.
     pub(crate) async fn find_for_append(
@@ -52,8 +97,21 @@ impl Registry {
         field: &str,
     ) -> Result<LogHandle, Status> {
         let name = checked_name(caller, Action::Produce, field)?;
+        self.check_leader()?;
         if let Ok(entry) = self.logs.get(name) {
             return self.usable(entry);
+        }
+        if let Some(cluster) = &self.cluster {
+            // Created by an empty append through Raft, so every node creates it alike.
+            let create = self.logs.config().auto_create;
+            let command = Command::Append {
+                log: name.to_string(),
+                create,
+                timestamp_ms: storage::now_ms(),
+                values: Vec::new(),
+            };
+            Self::propose(cluster, command).await?;
+            return self.usable(self.logs.get(name)?);
         }
         let name = name.to_string();
         self.usable(self.blocking(move |logs| logs.get_or_create(&name)).await?)
@@ -63,7 +121,7 @@ impl Registry {
     fn usable(&self, entry: Arc<LogEntry>) -> Result<LogHandle, Status> {
         match entry.failure() {
             Some(why) => Err(status::log_unavailable(entry.name(), why)),
-            None => Ok(LogHandle { entry }),
+            None => Ok(LogHandle { entry, cluster: self.cluster.clone() }),
         }
     }
 
@@ -76,6 +134,13 @@ impl Registry {
         settings: LogSettings,
     ) -> Result<Arc<LogEntry>, Status> {
         check_admin(caller, &name, Some(&settings))?;
+        self.check_leader()?;
+        if let Some(cluster) = &self.cluster {
+            let created_ms = storage::now_ms();
+            let command = Command::Create { log: name.clone(), settings, created_ms };
+            Self::propose(cluster, command).await?;
+            return Ok(self.logs.get(&name)?);
+        }
         self.blocking(move |logs| logs.create(&name, settings)).await
     }
 
@@ -87,12 +152,25 @@ impl Registry {
         settings: LogSettings,
     ) -> Result<Arc<LogEntry>, Status> {
         check_admin(caller, &name, Some(&settings))?;
+        self.check_leader()?;
+        if let Some(cluster) = &self.cluster {
+            Self::propose(cluster, Command::Update { log: name.clone(), settings }).await?;
+            return Ok(self.logs.get(&name)?);
+        }
         self.blocking(move |logs| logs.update(&name, settings)).await
     }
 
     /// Deletes a log (see [`Logs::delete`]); `caller` needs `admin` on it.
     pub(crate) async fn delete(&self, caller: &Caller, name: String) -> Result<(), Status> {
         check_admin(caller, &name, None)?;
+        self.check_leader()?;
+        if let Some(cluster) = &self.cluster {
+            if name == logs::DEFAULT_LOG {
+                return Err(Status::from(logs::Error::DefaultLog));
+            }
+            Self::propose(cluster, Command::Delete { log: name }).await?;
+            return Ok(());
+        }
         self.blocking(move |logs| logs.delete(&name)).await
     }
 
@@ -142,6 +220,8 @@ fn check_admin(caller: &Caller, name: &str, settings: Option<&LogSettings>) -> R
 pub(crate) struct LogHandle {
     /// The log; its entry also counts what is done to it, for the metrics.
     entry: Arc<LogEntry>,
+    /// In a cluster, appends are proposed through it.
+    cluster: Option<Cluster>,
 }
 
 impl LogHandle {
@@ -162,6 +242,9 @@ impl LogHandle {
 
     /// Appends one record; answers its offset once it is committed.
     pub(crate) async fn append(&self, value: Bytes) -> Result<u64, Status> {
+        if self.cluster.is_some() {
+            return self.append_batch(vec![value]).await.map(|range| range.start);
+        }
         let bytes = value.len() as u64;
         let offset = self.blocking(move |log| log.append(value)).await?;
         self.entry.activity().appended(1, bytes);
@@ -171,14 +254,37 @@ impl LogHandle {
     /// Appends `values` as one atomic batch; answers their offsets once committed.
     pub(crate) async fn append_batch(&self, values: Vec<Bytes>) -> Result<Range<u64>, Status> {
         let expected = values.len() as u64;
-        let bytes = values.iter().map(|value| value.len() as u64).sum();
-        let range = self.blocking(move |log| log.append_batch(&values)).await?;
-        self.entry.activity().appended(range.end - range.start, bytes);
+        let range = match &self.cluster {
+            Some(cluster) => self.replicate(cluster, values).await?,
+            None => {
+                let bytes = values.iter().map(|value| value.len() as u64).sum();
+                let range = self.blocking(move |log| log.append_batch(&values)).await?;
+                self.entry.activity().appended(range.end - range.start, bytes);
+                range
+            }
+        };
         if range.end - range.start != expected {
             tracing::error!(?range, expected, "append_batch returned the wrong number of offsets");
             return Err(Status::internal("internal error"));
         }
         Ok(range)
+    }
+
+    /// Appends `values` through the cluster's Raft (the state machine counts them).
+    async fn replicate(&self, cluster: &Cluster, values: Vec<Bytes>) -> Result<Range<u64>, Status> {
+        if let Some(gone) = self.deleted() {
+            return Err(gone);
+        }
+        let log = self.entry.name().to_string();
+        let command =
+            Command::Append { log, create: false, timestamp_ms: storage::now_ms(), values };
+        match Registry::propose(cluster, command).await? {
+            Applied::Appended { first, count } => Ok(first..first + count),
+            other => {
+                tracing::error!(?other, "an append was answered with something else");
+                Err(Status::internal("internal error"))
+            }
+        }
     }
 
     /// Reads the record at `offset`.

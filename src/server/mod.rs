@@ -100,8 +100,9 @@ pub async fn run(
     let (metrics, readiness) = (config.metrics.clone(), config.readiness.clone());
     let security = config.security.clone();
     metrics.watch_budget(budget.clone());
+    let cluster = config.cluster.clone();
     let service = Router::new(
-        Registry::new(logs),
+        Registry::new(logs, cluster),
         Arc::new(config),
         drain.clone(),
         health_service,

@@ -63,7 +63,7 @@ impl Router {
     ) -> Result<Self, ServerError> {
         let (decode, encode) = (config.max_decoding_message_size, config.max_encoding_message_size);
         let security = config.security.clone();
-        let log_service = LogServer::new(LogService::new(registry, config, drain))
+        let log_service = LogServer::new(LogService::new(registry, Arc::clone(&config), drain))
             .max_decoding_message_size(decode)
             .max_encoding_message_size(encode)
             // Compressed only when a client asks: plain clients (grpcurl) see no change.
@@ -77,10 +77,15 @@ impl Router {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
-        let routes = Routes::new(log_service)
+        let cluster = config.cluster.clone();
+        let mut routes = Routes::new(log_service)
             .add_service(health)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?);
+        if let Some(cluster) = cluster {
+            // Raft between nodes, on the same port: the service admits members only.
+            routes = routes.add_service(cluster.service().into_server());
+        }
         let (identity, proven) = (Peer::default(), Arc::new(AtomicBool::new(false)));
         Ok(Self { routes, budget, metrics, peer: None, identity, security, proven })
     }

@@ -33,6 +33,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::api::errors::{DOMAIN, key, reason};
+use crate::cluster::node::{MembershipError, WriteError};
 use crate::logs;
 use crate::server::security::Action;
 use crate::storage::Error;
@@ -257,6 +258,73 @@ pub(crate) fn record_too_large_to_send(offset: u64, size: usize, max: usize) -> 
         reason::MESSAGE_TOO_LARGE,
         &[(key::OFFSET, offset.to_string()), (key::LIMIT_BYTES, max.to_string())],
     )
+}
+
+/// The status of a write the cluster did not apply: `UNAVAILABLE` with `NOT_LEADER` (nothing
+/// was proposed) or `LEADER_CHANGED` (the outcome is unknown), naming the leader when known.
+pub(crate) fn from_write_error(err: WriteError) -> Status {
+    let leader = |id: Option<u64>, addr: Option<String>| -> Vec<(&'static str, String)> {
+        match (id, addr) {
+            (Some(id), Some(addr)) => {
+                vec![(key::LEADER_ID, id.to_string()), (key::LEADER_ADDR, addr)]
+            }
+            (Some(id), None) => vec![(key::LEADER_ID, id.to_string())],
+            _ => Vec::new(),
+        }
+    };
+    match err {
+        WriteError::NotLeader { leader_id, leader_addr } => {
+            let message = match (&leader_id, &leader_addr) {
+                (Some(id), Some(addr)) => {
+                    format!("this node is not the leader; node {id} at {addr} is")
+                }
+                _ => {
+                    "this node is not the leader, and no leader is known now; retry shortly".into()
+                }
+            };
+            let metadata = leader(leader_id, leader_addr);
+            with_info(Code::Unavailable, message, reason::NOT_LEADER, &metadata)
+        }
+        WriteError::LeaderChanged { leader_id, leader_addr } => {
+            let metadata = leader(leader_id, leader_addr);
+            let message = "leadership changed while the write was in flight: it may or may not \
+                           have been appended"
+                .into();
+            with_info(Code::Unavailable, message, reason::LEADER_CHANGED, &metadata)
+        }
+        WriteError::Stopped(why) => {
+            tracing::error!(error = %why, "the cluster node cannot take writes");
+            Status::unavailable("this cluster node has stopped replicating; retry on another node")
+        }
+    }
+}
+
+/// `UNAVAILABLE` from a node that was started to join a cluster and has not been added yet.
+pub(crate) fn not_a_member(id: u64) -> Status {
+    Status::unavailable(format!(
+        "node {id} is not a member of the cluster yet: add it with AddServer (girok cluster add) \
+         on the leader"
+    ))
+}
+
+/// The status of a refused membership change.
+pub(crate) fn from_membership_error(err: MembershipError) -> Status {
+    match err {
+        MembershipError::Write(err) => from_write_error(err),
+        MembershipError::Exists(id) => with_info(
+            Code::AlreadyExists,
+            format!("node id {id} is or was a member of the cluster: ids are never reused"),
+            reason::SERVER_EXISTS,
+            &[(key::SERVER_ID, id.to_string())],
+        ),
+        MembershipError::NotFound(id) => with_info(
+            Code::NotFound,
+            format!("node {id} is not a member of the cluster"),
+            reason::SERVER_NOT_FOUND,
+            &[(key::SERVER_ID, id.to_string())],
+        ),
+        MembershipError::Refused(why) => Status::failed_precondition(why),
+    }
 }
 
 /// `FAILED_PRECONDITION` for a cluster RPC on a server outside a cluster.

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod binary;
 pub mod certs;
+pub mod cluster;
 pub mod faulty;
 pub mod secure;
 pub mod soak;

@@ -74,7 +74,14 @@ impl LogService {
 
     /// New calls are refused once the server drains; calls already running finish.
     fn check_serving(&self) -> Result<(), Status> {
-        if self.drain.is_draining() { Err(status::draining()) } else { Ok(()) }
+        if self.drain.is_draining() {
+            return Err(status::draining());
+        }
+        match self.registry.cluster() {
+            // A node started with --join holds nothing until it is added.
+            Some(cluster) if !cluster.is_member() => Err(status::not_a_member(cluster.id())),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -146,7 +153,13 @@ impl Log for LogService {
     ) -> Result<Response<OffsetsResponse>, Status> {
         self.check_serving()?;
         let caller = self.caller(&request)?;
-        let range = self.registry.find(&caller, &request.into_inner().log)?.offsets().await?;
+        let request = request.into_inner();
+        let log = if request.linearizable {
+            self.registry.find_linearizable(&caller, &request.log).await?
+        } else {
+            self.registry.find(&caller, &request.log)?
+        };
+        let range = log.offsets().await?;
         Ok(Response::new(OffsetsResponse { lowest_offset: range.start, next_offset: range.end }))
     }
 
@@ -183,9 +196,23 @@ impl Log for LogService {
         // Any authenticated caller may discover the servers: no permission is checked.
         self.check_serving()?;
         self.caller(&request)?;
-        let rpc_addr = self.config.advertise_addr.clone().unwrap_or_default();
-        let this = Server { id: SINGLE_NODE_ID, rpc_addr, is_leader: true, voter: true };
-        Ok(Response::new(GetServersResponse { servers: vec![this] }))
+        let servers = match self.registry.cluster() {
+            Some(cluster) => cluster
+                .servers()
+                .into_iter()
+                .map(|s| Server {
+                    id: s.id,
+                    rpc_addr: s.addr,
+                    is_leader: s.is_leader,
+                    voter: s.voter,
+                })
+                .collect(),
+            None => {
+                let rpc_addr = self.config.advertise_addr.clone().unwrap_or_default();
+                vec![Server { id: SINGLE_NODE_ID, rpc_addr, is_leader: true, voter: true }]
+            }
+        };
+        Ok(Response::new(GetServersResponse { servers }))
     }
 
     async fn add_server(
@@ -193,8 +220,18 @@ impl Log for LogService {
         request: Request<AddServerRequest>,
     ) -> Result<Response<AddServerResponse>, Status> {
         self.check_serving()?;
-        self.caller(&request)?;
-        Err(status::not_a_cluster())
+        let caller = self.caller(&request)?;
+        let AddServerRequest { id, rpc_addr } = request.into_inner();
+        if id == 0 {
+            return Err(status::bad_request("id", "node ids start at 1"));
+        }
+        if crate::cluster::node::parse_members(&format!("{id}={rpc_addr}")).is_err() {
+            return Err(status::bad_request("rpc_addr", format!("{rpc_addr:?} is not HOST:PORT")));
+        }
+        caller.authorize_cluster()?;
+        let cluster = self.registry.cluster().ok_or_else(status::not_a_cluster)?;
+        cluster.add_server(id, rpc_addr).await.map_err(status::from_membership_error)?;
+        Ok(Response::new(AddServerResponse {}))
     }
 
     async fn remove_server(
@@ -202,8 +239,12 @@ impl Log for LogService {
         request: Request<RemoveServerRequest>,
     ) -> Result<Response<RemoveServerResponse>, Status> {
         self.check_serving()?;
-        self.caller(&request)?;
-        Err(status::not_a_cluster())
+        let caller = self.caller(&request)?;
+        let RemoveServerRequest { id } = request.into_inner();
+        caller.authorize_cluster()?;
+        let cluster = self.registry.cluster().ok_or_else(status::not_a_cluster)?;
+        cluster.remove_server(id).await.map_err(status::from_membership_error)?;
+        Ok(Response::new(RemoveServerResponse {}))
     }
 
     async fn update_log(

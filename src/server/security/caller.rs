@@ -83,6 +83,12 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may change the cluster's membership (`AddServer`, `RemoveServer`):
+    /// when the ACL gives it `admin` on every log (a rule whose log pattern is `*`).
+    pub(crate) fn authorize_cluster(&self) -> Result<(), Status> {
+        self.authorize(Action::Admin, "*")
+    }
+
     /// Whether `ListLogs` shows the caller the log `log`: when it may consume or administer it.
     pub(crate) fn may_list(&self, log: &str) -> bool {
         self.authorize(Action::Consume, log).is_ok() || self.authorize(Action::Admin, log).is_ok()
