@@ -1,10 +1,16 @@
-//! The girok command-line client: produce, consume, tail and offsets against a running server,
-//! on the log `--log` names (`default` unless told); `logs` to list, create, update and delete
-//! logs; `verify`, an offline check of a data directory; and `completions`, a shell's completion
+//! The girok command-line client: produce, consume, tail and offsets against a running server
+//! or cluster, on the log `--log` names (`default` unless told); `logs` to list, create, update
+//! and delete logs; `servers` and `cluster add|remove` to see and change a cluster's members;
+//! `verify`, an offline check of a data directory; and `completions`, a shell's completion
 //! script. Values are written to stdout one per line (as UTF-8, invalid bytes replaced), or with
 //! `--json` as JSON lines (see `json`); input lines are records of raw bytes (see `produce`).
 //!
-//! `--timeout` bounds connecting and each unary call. A stream (`tail`, `produce` from stdin or a
+//! `--addr` takes one server or a comma-separated list of a cluster's (`a:8400,b:8400`, with or
+//! without `http://`/`https://`): the commands go through a cluster client, so writes reach the
+//! leader wherever the list points and reads go to any server (see `girok::client::ClusterClient`).
+//!
+//! `--timeout` bounds connecting and each unary call, retries included (a cluster without a
+//! leader is retried until it elects one, or the timeout). A stream (`tail`, `produce` from stdin or a
 //! file, `consume -n`) is bounded only until it opens: after that it may idle or flow for as
 //! long as it likes. `--compress gzip|zstd` asks the server to compress both directions.
 //!
@@ -22,7 +28,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use girok::client::{Client, ClientError, Compression, Connect, DEFAULT_LOG};
+use girok::client::{ClientError, ClusterClient, Compression, Connect, DEFAULT_LOG, Retry};
 use tonic::Code;
 
 use crate::produce::Input;
@@ -42,6 +48,8 @@ mod out;
 mod produce;
 #[path = "girok/read.rs"]
 mod read;
+#[path = "girok/servers.rs"]
+mod servers;
 #[path = "girok/table.rs"]
 mod table;
 #[path = "girok/verify.rs"]
@@ -51,7 +59,9 @@ mod verify;
 #[derive(Debug, Parser)]
 #[command(name = "girok", version)]
 struct Args {
-    /// The server's address.
+    /// The server's address, or a comma-separated list of a cluster's servers (any of them
+    /// will do: the leader is found from there). `HOST:PORT` without a scheme takes the others'
+    /// scheme, else https:// with --ca or --cert, else http://.
     #[arg(long, env = "GIROK_ADDR", default_value = "http://127.0.0.1:8400", global = true)]
     addr: String,
     /// How long connecting, and each call, may take (e.g. 500ms, 5s; a plain number is seconds).
@@ -179,6 +189,18 @@ enum Command {
         #[command(subcommand)]
         command: logs::LogsCommand,
     },
+    /// Prints the cluster's servers: ID ADDRESS LEADER VOTER, after a header line. A single
+    /// server prints itself, as leader and voter.
+    Servers {
+        /// One JSON object per server instead: `id`, `addr`, `is_leader`, `voter`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds servers to, or removes them from, the cluster (at its leader).
+    Cluster {
+        #[command(subcommand)]
+        command: servers::ClusterCommand,
+    },
     /// Scans every frame's checksum and offset of every log in a data directory (offline,
     /// read-only), prints a report per log and a summary, and exits non-zero on corruption.
     Verify {
@@ -263,9 +285,10 @@ struct Deadline {
 }
 
 impl Deadline {
-    /// Connects with `security`, giving up after the limit (a full backlog drops the SYN, so
-    /// the TCP connect itself can hang).
-    async fn connect(&mut self, security: Security) -> Result<Client, CliError> {
+    /// Connects with `security` to the first server of `--addr` that answers and learns the
+    /// cluster from it, giving up after the limit (a full backlog drops the SYN, so the TCP
+    /// connect itself can hang). Every call then retries within the limit.
+    async fn connect(&mut self, security: Security) -> Result<ClusterClient, CliError> {
         // A server refusing a client's certificate (or its absence) under TLS 1.3, or a TLS
         // server spoken to in plaintext, just closes the connection once the call is under way:
         // the client sees no TLS error to report, only the close.
@@ -286,29 +309,31 @@ impl Deadline {
         if let Some(Token(token)) = security.token {
             options = options.token(token);
         }
-        match options.connect().await {
-            Ok(client) => Ok(client),
-            Err(ClientError::Connect(source)) => {
-                Err(CliError::Connect { addr: self.addr.clone(), source })
-            }
-            Err(ClientError::Timeout { .. }) => Err(self.elapsed("connecting to")),
-            Err(err) => Err(err.into()),
-        }
+        let retry = Retry { budget: self.limit, ..Retry::default() };
+        self.call(ClusterClient::connect_with(&self.addr, options, retry)).await
     }
 
     /// Awaits one call, giving up after the limit (a peer that accepted the connection may
-    /// still never answer). For a stream this bounds only its opening.
+    /// still never answer). For a stream this bounds only its opening. The cluster client
+    /// bounds its retries by the same limit and reports first; this bound, a little later, is
+    /// a backstop.
     async fn call<T>(
         &self,
         call: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, CliError> {
-        match tokio::time::timeout(self.limit, call).await {
+        match tokio::time::timeout(self.limit + BACKSTOP, call).await {
             Ok(Err(ClientError::Status(status))) if broken_off(&status).is_some() => {
                 let how = broken_off(&status).unwrap_or_default();
                 Err(CliError::BrokenOff { addr: self.addr.clone(), how, hint: self.closed })
             }
+            Ok(Err(ClientError::Connect(source))) => {
+                Err(CliError::Connect { addr: self.addr.clone(), source })
+            }
+            Ok(Err(ClientError::Timeout { .. })) => Err(self.elapsed("connecting to")),
+            Ok(Err(ClientError::CallTimeout { .. })) | Err(_) => {
+                Err(self.elapsed("waiting for an answer from"))
+            }
             Ok(result) => Ok(result?),
-            Err(_) => Err(self.elapsed("waiting for an answer from")),
         }
     }
 
@@ -317,18 +342,22 @@ impl Deadline {
     }
 }
 
+/// How much longer than `--timeout` a call may take before the CLI stops waiting for the
+/// cluster client's own answer.
+const BACKSTOP: Duration = Duration::from_millis(500);
+
 async fn run(args: Args) -> Result<(), CliError> {
     let mut deadline = Deadline { addr: args.addr, limit: args.timeout, closed: "" };
     let mut client = deadline.connect(args.security).await?;
     if let Some(compress) = args.compress {
         client = client.compressed(compress.into());
     }
-    let mut log = client.log(args.log);
+    let log = client.log(args.log);
     let format = |json| if json { Format::Json } else { Format::Value };
     match args.command {
         Command::Produce { values, file, delimiter } if values.is_empty() => {
             let input = file.map_or(Input::Stdin, Input::File);
-            produce::produce(&mut log, &deadline, input, delimiter).await
+            produce::produce(&log, &deadline, input, delimiter).await
         }
         Command::Produce { values, .. } => {
             for value in values {
@@ -337,14 +366,14 @@ async fn run(args: Args) -> Result<(), CliError> {
             Ok(())
         }
         Command::Consume { offset, count, json } => {
-            read::consume(&mut log, &deadline, offset, count, format(json)).await
+            read::consume(&log, &deadline, offset, count, format(json)).await
         }
         Command::Tail { from, json } => {
             let format = if json { Format::Json } else { Format::OffsetAndValue };
-            read::tail(&mut log, &deadline, from, format).await
+            read::tail(&log, &deadline, from, format).await
         }
         Command::Offsets { json } => {
-            let range = deadline.call(log.offsets()).await?;
+            let range = deadline.call(log.offsets_linearizable()).await?;
             if json {
                 out::line(json::offsets(log.name(), &range))
             } else {
@@ -353,8 +382,10 @@ async fn run(args: Args) -> Result<(), CliError> {
         }
         Command::Logs { bytes, command } => {
             let units = if bytes { Units::Exact } else { Units::Human };
-            logs::run(&mut client, &deadline, command, units).await
+            logs::run(&client, &deadline, command, units).await
         }
+        Command::Servers { json } => servers::list(&client, &deadline, json).await,
+        Command::Cluster { command } => servers::change(&client, &deadline, command).await,
         Command::Verify { .. } | Command::Completions { .. } => {
             unreachable!("handled before connecting")
         }

@@ -103,6 +103,22 @@ impl Connect {
         self
     }
 
+    /// These options for another address: how a [`ClusterClient`](super::ClusterClient)
+    /// reaches each node.
+    pub(super) fn at(&self, addr: String) -> Self {
+        Self { addr, ..self.clone() }
+    }
+
+    /// Whether a CA or a client identity was given: options that only TLS can use.
+    pub(super) fn has_tls_settings(&self) -> bool {
+        self.ca.is_some() || self.identity.is_some()
+    }
+
+    /// The connect timeout, if one was set.
+    pub(super) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// Connects, and answers a client whose calls carry the token, if any.
     pub async fn connect(&self) -> Result<Client> {
         let authorization = match &self.token {

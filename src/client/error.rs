@@ -1,6 +1,9 @@
 //! [`ClientError`]: what a call fails with. The statuses a caller is expected to act on are
 //! decoded from the status's `ErrorInfo` into variants carrying its metadata: an offset out of
-//! range, a corrupt record, a log that does not exist or already does. Every other status, and
+//! range, a corrupt record, a log that does not exist or already does, and in a cluster a node
+//! that is not the leader ([`ClientError::NotLeader`], with the leader it knows of) or a write
+//! whose outcome is unknown because leadership changed ([`ClientError::LeaderChanged`]). Every
+//! other status, and
 //! one of those without the metadata, is passed through as is; except a status that a failed
 //! TLS handshake caused (a server refusing this client's certificate, or its absence, says so
 //! only once the first call is under way), which becomes [`ClientError::Handshake`].
@@ -49,6 +52,40 @@ pub enum ClientError {
     LogExists {
         /// The log's name.
         log: String,
+    },
+    /// `UNAVAILABLE` `NOT_LEADER`: a write, a membership change or a linearizable read reached a
+    /// node that is not the cluster's leader. Nothing was done, so retrying at the leader is
+    /// safe; the node names the leader it knows of, or neither field when it knows none (during
+    /// an election). [`ClusterClient`](super::ClusterClient) follows the hint by itself.
+    #[error("{}", not_leader(*.leader_id, .leader_addr.as_deref()))]
+    NotLeader {
+        /// The id of the node believed to lead.
+        leader_id: Option<u64>,
+        /// Its address, `HOST:PORT`.
+        leader_addr: Option<String>,
+    },
+    /// `UNAVAILABLE` `LEADER_CHANGED`: leadership changed while the write was in flight, so it
+    /// may or may not have been done. Retrying it is at-least-once: a retried produce may append
+    /// its record twice. The fields name the new leader when the node knows it.
+    #[error(
+        "leadership changed during the call, which may or may not have taken effect{}",
+        leader_suffix(*.leader_id, .leader_addr.as_deref())
+    )]
+    LeaderChanged {
+        /// The id of the node believed to lead now.
+        leader_id: Option<u64>,
+        /// Its address, `HOST:PORT`.
+        leader_addr: Option<String>,
+    },
+    /// No answer came from `addr` within `after`: the time a
+    /// [`ClusterClient`](super::ClusterClient) call had left of its retry budget. The call may or
+    /// may not have taken effect.
+    #[error("timed out after {} waiting for an answer from {addr}", humantime::format_duration(*after))]
+    CallTimeout {
+        /// The node asked, as a URL.
+        addr: String,
+        /// The time it was given.
+        after: Duration,
     },
     /// Any other status (boxed: a `Status` is large).
     #[error("{}: {}", .0.code(), .0.message())]
@@ -124,7 +161,9 @@ impl ClientError {
             Self::RecordCorrupt { .. } => Some(Code::DataLoss),
             Self::LogNotFound { .. } => Some(Code::NotFound),
             Self::LogExists { .. } => Some(Code::AlreadyExists),
+            Self::NotLeader { .. } | Self::LeaderChanged { .. } => Some(Code::Unavailable),
             Self::Status(status) => Some(status.code()),
+            Self::CallTimeout { .. } => Some(Code::DeadlineExceeded),
             Self::Connect(_)
             | Self::Handshake { .. }
             | Self::Timeout { .. }
@@ -146,6 +185,10 @@ impl From<Status> for ClientError {
         let info = details.error_info();
         let field = |name: &str| info.and_then(|i| i.metadata.get(name)?.parse::<u64>().ok());
         let log = || info.and_then(|i| i.metadata.get(key::LOG)).cloned();
+        // An empty value is as good as none (a node that knows no leader may send either).
+        let text = |name: &str| {
+            info.and_then(|i| i.metadata.get(name)).filter(|value| !value.is_empty()).cloned()
+        };
         match (status.code(), info.map(|i| i.reason.as_str())) {
             (Code::OutOfRange, Some(reason::OFFSET_OUT_OF_RANGE)) => {
                 match (field(key::OFFSET), field(key::LOWEST_OFFSET), field(key::NEXT_OFFSET)) {
@@ -167,10 +210,109 @@ impl From<Status> for ClientError {
                 Some(log) => Self::LogExists { log },
                 None => Self::Status(Box::new(status)),
             },
+            (Code::Unavailable, Some(reason::NOT_LEADER)) => Self::NotLeader {
+                leader_id: field(key::LEADER_ID),
+                leader_addr: text(key::LEADER_ADDR),
+            },
+            (Code::Unavailable, Some(reason::LEADER_CHANGED)) => Self::LeaderChanged {
+                leader_id: field(key::LEADER_ID),
+                leader_addr: text(key::LEADER_ADDR),
+            },
             _ => Self::Status(Box::new(status)),
         }
     }
 }
 
+/// [`ClientError::NotLeader`] in words.
+fn not_leader(id: Option<u64>, addr: Option<&str>) -> String {
+    match (id, addr) {
+        (None, None) => "the server is not the leader, and knows of none (an election?)".into(),
+        _ => format!("the server is not the leader{}", leader_suffix(id, addr)),
+    }
+}
+
+/// `; the leader is node ID at ADDR`, with what is known of the two.
+fn leader_suffix(id: Option<u64>, addr: Option<&str>) -> String {
+    match (id, addr) {
+        (Some(id), Some(addr)) => format!("; the leader is node {id} at {addr}"),
+        (Some(id), None) => format!("; the leader is node {id}"),
+        (None, Some(addr)) => format!("; the leader is at {addr}"),
+        (None, None) => String::new(),
+    }
+}
+
 /// The client's result type.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tonic::{Code, Status};
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::ClientError;
+    use crate::api::errors::{DOMAIN, key, reason};
+
+    fn status(code: Code, reason: &str, metadata: &[(&str, &str)]) -> Status {
+        let metadata: HashMap<String, String> =
+            metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let details = ErrorDetails::with_error_info(reason, DOMAIN, metadata);
+        Status::with_error_details(code, "refused", details)
+    }
+
+    #[test]
+    fn not_leader_carries_the_leader_hint() {
+        // The hint is what a cluster client follows, so both fields must survive decoding.
+        let hinted = status(
+            Code::Unavailable,
+            reason::NOT_LEADER,
+            &[(key::LEADER_ID, "3"), (key::LEADER_ADDR, "10.0.0.3:8400")],
+        );
+        let err = ClientError::from(hinted);
+        assert!(
+            matches!(&err, ClientError::NotLeader { leader_id: Some(3), leader_addr: Some(addr) }
+                if addr == "10.0.0.3:8400"),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), Some(Code::Unavailable));
+        assert_eq!(
+            err.to_string(),
+            "the server is not the leader; the leader is node 3 at 10.0.0.3:8400"
+        );
+    }
+
+    #[test]
+    fn not_leader_without_metadata_knows_no_leader() {
+        // During an election a follower knows no leader: empty metadata, or empty values.
+        for metadata in [&[][..], &[(key::LEADER_ID, ""), (key::LEADER_ADDR, "")][..]] {
+            let err = ClientError::from(status(Code::Unavailable, reason::NOT_LEADER, metadata));
+            assert!(
+                matches!(err, ClientError::NotLeader { leader_id: None, leader_addr: None }),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn leader_changed_is_its_own_variant_and_says_the_outcome_is_unknown() {
+        // A caller must tell "nothing was done" from "may have been done".
+        let err = ClientError::from(status(
+            Code::Unavailable,
+            reason::LEADER_CHANGED,
+            &[(key::LEADER_ID, "2")],
+        ));
+        assert!(
+            matches!(err, ClientError::LeaderChanged { leader_id: Some(2), leader_addr: None }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("may or may not have taken effect"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_reason_under_another_code_passes_through() {
+        // The reason alone is not enough: the pair (code, reason) is the contract.
+        let err = ClientError::from(status(Code::Internal, reason::NOT_LEADER, &[]));
+        assert!(matches!(err, ClientError::Status(_)), "{err:?}");
+    }
+}

@@ -15,6 +15,13 @@
 //!   other status is passed through as is.
 //! - `streams`: [`Acks`] and [`Records`], the answers of the two streaming calls.
 //! - `compression`: [`Compression`], the wire compression [`Client::compressed`] asks for.
+//! - `cluster`: [`ClusterClient`], a client of a cluster (or of a single server): writes to the
+//!   leader, following `NOT_LEADER`; reads spread over every server; one connection per node;
+//!   [`ClusterLog`], its handle on one log.
+//! - `seeds`: the seed list a [`ClusterClient`] starts from (`a:1,b:2`, with or without scheme).
+//! - `retry`: [`Retry`], how long and how a [`ClusterClient`] retries, and which failures may
+//!   be retried for which call.
+//! - `tail`: [`ClusterRecords`], a tail that resumes on another server when its own goes away.
 
 use std::ops::Range;
 
@@ -27,18 +34,25 @@ pub use crate::api::v1::{LogInfo, LogSettings};
 use crate::storage::Record;
 
 mod admin;
+mod cluster;
 mod compression;
 mod connect;
 mod error;
 mod named;
+mod retry;
+mod seeds;
 mod streams;
+mod tail;
 mod transport;
 
+pub use cluster::{ClusterClient, ClusterLog, ServerInfo};
 pub use compression::Compression;
 pub use connect::Connect;
 pub use error::{ClientError, Result};
 pub use named::{DEFAULT_LOG, NamedLog};
+pub use retry::Retry;
 pub use streams::{Acks, Records};
+pub use tail::ClusterRecords;
 pub use transport::Transport;
 
 /// The largest message the client decodes: well above any server's record limit.

@@ -6,6 +6,9 @@
 //! - any other status with an `ErrorInfo` ends with its code, reason and metadata in brackets:
 //!   `record too large (RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE, limit_bytes=1024)`;
 //! - `UNAUTHENTICATED` adds the flags that carry credentials;
+//! - `NOT_LEADER`, once the retries within `--timeout` are spent, names the leader the last node
+//!   knew of: `the server is not the leader; the leader is node 2 at 10.0.0.2:8400 (UNAVAILABLE
+//!   NOT_LEADER, after retrying for --timeout)`;
 //! - a failed TLS handshake names the server and rustls's reason: `TLS handshake with
 //!   127.0.0.1:8400 failed: invalid peer certificate: UnknownIssuer`, and when the server
 //!   refused this client's certificate (or its absence), what to pass instead;
@@ -46,6 +49,12 @@ pub(crate) fn describe(err: &CliError) -> String {
             } else {
                 format!("{line} ({detail})")
             }
+        }
+        CliError::Client(err @ ClientError::NotLeader { .. }) => {
+            format!("{err} (UNAVAILABLE NOT_LEADER, after retrying for --timeout)")
+        }
+        CliError::Client(err @ ClientError::LeaderChanged { .. }) => {
+            format!("{err} (UNAVAILABLE LEADER_CHANGED): check before retrying")
         }
         CliError::Client(handshake @ ClientError::Handshake { reason, .. }) => {
             // The alerts a server sends when it will not take this client's certificate.
@@ -130,6 +139,20 @@ mod tests {
         );
         let bare = status(Code::Unavailable, "shutting down", ErrorDetails::new());
         assert_eq!(describe(&bare), "shutting down (UNAVAILABLE)");
+    }
+
+    #[test]
+    fn not_leader_names_the_leader() {
+        // What a user of a cluster needs when the retries gave up: where the leader is.
+        let err = CliError::Client(ClientError::NotLeader {
+            leader_id: Some(2),
+            leader_addr: Some("10.0.0.2:8400".into()),
+        });
+        assert_eq!(
+            describe(&err),
+            "the server is not the leader; the leader is node 2 at 10.0.0.2:8400 \
+             (UNAVAILABLE NOT_LEADER, after retrying for --timeout)"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use girok::api::errors::reason;
-use girok::client::{Client, ClientError, LogSettings};
+use girok::client::{ClientError, ClusterClient, LogSettings};
 use girok::units::{parse_duration, parse_size};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -79,7 +79,7 @@ impl From<SettingsArgs> for LogSettings {
 
 /// Runs `command` against the server, printing in `units`.
 pub(crate) async fn run(
-    client: &mut Client,
+    client: &ClusterClient,
     deadline: &Deadline,
     command: LogsCommand,
     units: Units,

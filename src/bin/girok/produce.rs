@@ -15,7 +15,7 @@ use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use girok::client::NamedLog;
+use girok::client::ClusterLog;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,7 +48,7 @@ pub(crate) fn parse_delimiter(text: &str) -> Result<u8, String> {
 /// (after sending the records before), if the server ends the stream with an error, or if it
 /// ends it before acking every record sent.
 pub(crate) async fn produce(
-    log: &mut NamedLog,
+    log: &ClusterLog,
     deadline: &Deadline,
     input: Input,
     delimiter: u8,

@@ -14,7 +14,7 @@
 use std::ops::Range;
 use std::str::FromStr;
 
-use girok::client::NamedLog;
+use girok::client::ClusterLog;
 use girok::storage::Record;
 
 use crate::{CliError, Deadline, json, out};
@@ -89,7 +89,7 @@ impl Format {
 /// `consume OFFSET -n COUNT`: the first record by a unary call (so an offset out of range fails
 /// as it always has), the rest through one stream, cut at the end the log had by then.
 pub(crate) async fn consume(
-    log: &mut NamedLog,
+    log: &ClusterLog,
     deadline: &Deadline,
     offset: u64,
     count: u64,
@@ -100,7 +100,7 @@ pub(crate) async fn consume(
     if count == 1 {
         return Ok(());
     }
-    let end = deadline.call(log.offsets()).await?.end;
+    let end = deadline.call(log.offsets_linearizable()).await?.end;
     let stop = end.min(offset.saturating_add(count));
     let next = offset + 1;
     if next >= stop {
@@ -118,14 +118,14 @@ pub(crate) async fn consume(
 
 /// `tail --from WHERE`: streams until interrupted or until the server ends the stream.
 pub(crate) async fn tail(
-    log: &mut NamedLog,
+    log: &ClusterLog,
     deadline: &Deadline,
     from: TailFrom,
     format: Format,
 ) -> Result<(), CliError> {
     let offset = match from {
         TailFrom::At(offset) => offset,
-        _ => from.resolve(&deadline.call(log.offsets()).await?),
+        _ => from.resolve(&deadline.call(log.offsets_linearizable()).await?),
     };
     let mut records = deadline.call(log.consume_stream(offset)).await?;
     while let Some(record) = records.next().await? {
