@@ -213,3 +213,24 @@ async fn a_new_node_joins_as_a_learner_then_votes_and_ids_are_never_reused() {
     let unknown = client.remove_server(RemoveServerRequest { id: 9 }).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_tens_of_megabytes_behind_catches_up() {
+    // Its backlog is sent in requests of a few MiB each, every one within an append's time
+    // limit; one request of everything (or of 300 entries) would time out and be resent forever.
+    let mut cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.others(leader)[0];
+    cluster.stop(follower).await;
+    let mut client = cluster.client(leader).await;
+    let records: u64 = 32;
+    for i in 0..records {
+        let mut value = vec![b'x'; 1 << 20];
+        value[..8].copy_from_slice(&i.to_be_bytes());
+        let record = girok::api::v1::Record { value: Bytes::from(value), ..Default::default() };
+        client.produce(ProduceRequest { log: "big".into(), record: Some(record) }).await.unwrap();
+    }
+    cluster.restart(follower).await;
+    cluster.converged("big", records).await;
+    assert_eq!(cluster.records(follower, "big"), cluster.records(leader, "big"));
+}

@@ -26,7 +26,7 @@ fn start(
     members: &str,
     tokens: &std::path::Path,
 ) -> ServerProcess {
-    let (cert, key) = pki.node(&format!("node-{id}"));
+    let (cert, key) = pki.node(&format!("girok-node-{id}"));
     let (id, ca) = (id.to_string(), pki.ca());
     let mut command = server_command(
         dir,
@@ -65,8 +65,9 @@ async fn nodes_replicate_over_mutual_tls_and_raft_calls_need_a_certificate() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let leader = loop {
         let mut client = secure::client(addrs[0], &creds).await;
-        let servers = client.get_servers(GetServersRequest {}).await.unwrap().into_inner();
-        if let Some(leader) = servers.servers.iter().find(|s| s.is_leader) {
+        if let Ok(servers) = client.get_servers(GetServersRequest {}).await
+            && let Some(leader) = servers.into_inner().servers.iter().find(|s| s.is_leader)
+        {
             break leader.id as usize;
         }
         assert!(Instant::now() < deadline, "no leader elected over TLS");
@@ -96,4 +97,11 @@ async fn nodes_replicate_over_mutual_tls_and_raft_calls_need_a_certificate() {
     request.metadata_mut().insert("girok-node-id", "2".parse().unwrap());
     let refused = raft.vote(request).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    // A user's certificate from the same CA cannot speak for a node either.
+    let channel = secure::channel(addrs[0], &Creds::cert(&pki, "alice")).await.unwrap();
+    let mut raft = girok::cluster::proto::raft_client::RaftClient::new(channel);
+    let mut request = tonic::Request::new(girok::cluster::proto::Frame::default());
+    request.metadata_mut().insert("girok-node-id", "2".parse().unwrap());
+    let refused = raft.vote(request).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 }

@@ -210,6 +210,7 @@ async fn applied(nodes: &[TestNode], ids: &[NodeId], index: u64) {
 fn append(log: &str, value: &'static str) -> Command {
     Command::Append {
         log: log.into(),
+        incarnation: None,
         create: true,
         timestamp_ms: 1_700_000_000_000,
         values: vec![Bytes::from_static(value.as_bytes())],

@@ -20,6 +20,10 @@ pub enum Command {
     Append {
         /// The log's name.
         log: String,
+        /// The Raft index that created the log the proposer appended to (0 for `default`):
+        /// the append is refused if that log was deleted since, even if another of the same name
+        /// exists. `None` for an append that may create the log.
+        incarnation: Option<u64>,
         /// Whether an unknown log is created (auto-create) rather than refused.
         create: bool,
         /// The leader's clock when it proposed the batch.
@@ -175,6 +179,7 @@ mod tests {
     fn commands_round_trip_through_postcard() {
         let command = Command::Append {
             log: "orders".into(),
+            incarnation: None,
             create: true,
             timestamp_ms: 1_700_000_000_000,
             values: vec![Bytes::from_static(b"a"), Bytes::new()],

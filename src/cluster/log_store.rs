@@ -203,7 +203,43 @@ impl LogStore {
     }
 }
 
+/// The most payload bytes one replication request carries (always at least one entry): a node
+/// catching up receives its backlog in requests of this size, each well within the transport's
+/// message limit and an append's time limit.
+const MAX_APPEND_BYTES: usize = 4 << 20;
+
+/// How many entries a catch-up read takes from the WAL at a time.
+const READ_CHUNK: u64 = 32;
+
 impl RaftLogReader<TypeConfig> for LogStore {
+    /// The entries of `[start, end)` up to [`MAX_APPEND_BYTES`] of payload (at least one entry
+    /// when any is held): what openraft sends a follower in one request.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        self.blocking(move |s| {
+            let (mut entries, mut bytes, mut at) = (Vec::new(), 0usize, start);
+            while at < end {
+                let chunk = s.wal.read(at..end.min(at.saturating_add(READ_CHUNK)))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                for entry in &chunk {
+                    if !entries.is_empty() && bytes + entry.payload.len() > MAX_APPEND_BYTES {
+                        return Ok(entries);
+                    }
+                    bytes += entry.payload.len();
+                    entries.push(from_wal(entry)?);
+                    at = entry.index + 1;
+                }
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
     /// The entries of `range` the log holds: entries purged (below the start) or not yet
     /// appended (past the end) are left out, as openraft allows; the WAL never has a hole within.
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(

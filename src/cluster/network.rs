@@ -63,6 +63,9 @@ pub const NODE_ID_HEADER: &str = "girok-node-id";
 /// The largest Raft message either side sends or accepts: an append carries batches of records.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
+/// The least time an append carrying entries is given (see `append_entries`): a batch of
+/// entries is capped at a few MiB by the log store, which loopback or a LAN carries well within.
+const APPEND_TTL: Duration = Duration::from_secs(10);
 /// How long a connect may take before the call fails as `Unreachable`; the RPC's hard TTL
 /// bounds it too, whichever is shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -376,8 +379,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let carries_entries = !rpc.entries.is_empty();
         let body = encode(RPCTypes::AppendEntries, &rpc)?;
-        self.call(RPCTypes::AppendEntries, body, option.hard_ttl()).await
+        // openraft gives every append the heartbeat interval as its TTL; an append carrying
+        // megabytes of records to a node catching up needs longer, or it times out and is sent
+        // again, identically, forever. Heartbeats (no entries) keep the short TTL.
+        let ttl =
+            if carries_entries { option.hard_ttl().max(APPEND_TTL) } else { option.hard_ttl() };
+        self.call(RPCTypes::AppendEntries, body, ttl).await
     }
 
     async fn vote(
@@ -476,6 +485,7 @@ mod tests {
                 log_id: log_id::<TypeConfig>(3, 1, 11),
                 payload: EntryPayload::Normal(Command::Append {
                     log: "orders".into(),
+                    incarnation: None,
                     create: true,
                     timestamp_ms: 1_700_000_000_000,
                     values: vec![Bytes::from_static(b"a"), Bytes::new(), Bytes::from(vec![7; 300])],

@@ -27,6 +27,13 @@ use super::state_machine::StateMachine;
 use super::types::{Node, NodeId, TypeConfig};
 use crate::logs::Logs;
 
+/// How long `AddServer` waits for a new node to catch up before it answers that it is still
+/// a learner.
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many entries behind the leader's end a learner may be and still be made a voter.
+const CATCH_UP_LAG: u64 = 16;
+
 /// The Raft handle of a girok node.
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
@@ -180,6 +187,8 @@ pub enum MembershipError {
     NotFound(NodeId),
     /// The change cannot be made now (another one is in progress, or it would leave no voter).
     Refused(String),
+    /// The new node was added as a learner but has not caught up in time; retry to finish.
+    CatchingUp(String),
 }
 
 /// One server as discovery reports it.
@@ -249,13 +258,32 @@ impl Cluster {
         let raft = Raft::new(config.node_id, raft_config, network, store, state_machine.clone())
             .await
             .map_err(|err| ClusterError::Raft(err.to_string()))?;
-        if let (true, Start::Founder { members }) = (first_start, &config.start) {
+        let initialized =
+            raft.is_initialized().await.map_err(|err| ClusterError::Raft(err.to_string()))?;
+        if let (false, Start::Founder { members }) = (initialized, &config.start) {
             let nodes: BTreeMap<NodeId, Node> =
                 members.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-            // Every founder initializes with the same membership; the same first entry on all.
-            if let Err(err) = raft.initialize(nodes).await {
-                tracing::info!(error = %err, "cluster already initialized");
+            // Every founder initializes with the same membership: the same first entry on all.
+            // Another founder's first entry may have reached this one meanwhile; then openraft
+            // refuses, which is as good.
+            match raft.initialize(nodes).await {
+                Ok(()) => tracing::info!("cluster initialized"),
+                Err(RaftError::APIError(err)) => {
+                    tracing::info!(error = %err, "already initialized")
+                }
+                Err(RaftError::Fatal(err)) => return Err(ClusterError::Raft(err.to_string())),
             }
+            // Serve once the membership is in force here, not before (a moment, at most).
+            let mut metrics = raft.metrics();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while metrics.borrow_watched().membership_config.get_node(&config.node_id).is_none()
+                {
+                    if metrics.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         tracing::info!(node_id = config.node_id, start = ?config.start, "cluster node started");
         Ok(Self { id: config.node_id, raft, state_machine, faults })
@@ -295,6 +323,11 @@ impl Cluster {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         metrics.state == ServerState::Leader && metrics.current_leader == Some(self.id)
+    }
+
+    /// Whether this node's Raft runs (it stops for good after a storage failure).
+    pub fn is_running(&self) -> bool {
+        self.raft.metrics().borrow_watched().running_state.is_ok()
     }
 
     /// Whether this node is in the membership (a joining node is not, until it is added).
@@ -372,22 +405,63 @@ impl Cluster {
             .collect()
     }
 
-    /// Adds node `id` at `addr`: as a learner until it has caught up, then as a voter.
+    /// Adds node `id` at `addr`: as a learner until it has caught up, then as a voter. A learner
+    /// still catching up when [`CATCH_UP_TIMEOUT`] passes is left a learner
+    /// ([`MembershipError::CatchingUp`]); calling again with the same id and address resumes.
     pub async fn add_server(&self, id: NodeId, addr: String) -> Result<(), MembershipError> {
         self.check_leader().map_err(MembershipError::Write)?;
-        let known = self.servers().iter().any(|server| server.id == id);
-        if known || self.state_machine.retired().contains(&id) {
-            return Err(MembershipError::Exists(id));
+        match self.servers().into_iter().find(|server| server.id == id) {
+            // A learner added by an earlier call that did not finish: resume.
+            Some(server) if !server.voter && server.addr == addr => {}
+            Some(_) => return Err(MembershipError::Exists(id)),
+            None if self.state_machine.retired().contains(&id) => {
+                return Err(MembershipError::Exists(id));
+            }
+            None => {
+                self.raft
+                    .add_learner(id, BasicNode { addr }, false)
+                    .await
+                    .map_err(|err| self.membership_error(err))?;
+            }
         }
-        self.raft
-            .add_learner(id, BasicNode { addr }, true)
-            .await
-            .map_err(|err| self.membership_error(err))?;
+        self.caught_up(id).await?;
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
             .map_err(|err| self.membership_error(err))?;
         Ok(())
+    }
+
+    /// Waits until learner `id` has replicated this leader's log up to a few entries behind its
+    /// end, for at most [`CATCH_UP_TIMEOUT`].
+    async fn caught_up(&self, id: NodeId) -> Result<(), MembershipError> {
+        let mut metrics = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            let (last, matched) = {
+                let now = metrics.borrow_watched();
+                let matched = now.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten());
+                (now.last_log_index.unwrap_or(0), matched.map(|m| m.index))
+            };
+            if matched.is_some_and(|at| at + CATCH_UP_LAG >= last) {
+                return Ok(());
+            }
+            self.check_leader().map_err(MembershipError::Write)?;
+            let changed = tokio::time::timeout_at(deadline, metrics.changed()).await;
+            match changed {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(MembershipError::Write(WriteError::Stopped("Raft stopped".into())));
+                }
+                Err(_) => {
+                    return Err(MembershipError::CatchingUp(format!(
+                        "node {id} is a learner still catching up (at entry {} of {last}); call \
+                         AddServer again with the same id and address to finish adding it",
+                        matched.map_or("none".to_string(), |at| at.to_string())
+                    )));
+                }
+            }
+        }
     }
 
     /// Removes node `id` from the cluster (it stops voting and receiving entries).
@@ -426,12 +500,21 @@ impl Cluster {
     /// machine writes a checkpoint.
     pub async fn shutdown(&self) {
         if self.is_leader() {
-            let target = self
+            // The voter that has replicated the most, so that it can take over at once.
+            let voters: BTreeSet<NodeId> = self
                 .servers()
                 .into_iter()
                 .filter(|server| server.voter && server.id != self.id)
                 .map(|server| server.id)
-                .next();
+                .collect();
+            let target = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow_watched();
+                let matched = |id: &NodeId| {
+                    metrics.replication.as_ref().and_then(|r| r.get(id).cloned().flatten())
+                };
+                voters.iter().copied().max_by_key(|id| matched(id).map(|m| m.index))
+            };
             if let Some(target) = target {
                 if let Err(err) = self.raft.trigger().transfer_leader(target).await {
                     tracing::debug!(error = %err, "transferring leadership on shutdown");
@@ -448,8 +531,14 @@ impl Cluster {
                 .await;
             }
         }
+        let failed = !self.is_running();
         if let Err(err) = self.raft.shutdown().await {
             tracing::warn!(error = %err, "stopping Raft");
+        }
+        if failed {
+            // The state applied may be partway through a failed entry: no checkpoint of it.
+            tracing::warn!("Raft had stopped after a failure: no checkpoint written");
+            return;
         }
         let state_machine = self.state_machine.clone();
         match tokio::task::spawn_blocking(move || state_machine.checkpoint()).await {
@@ -467,11 +556,12 @@ fn raft_config(config: &ClusterConfig) -> Result<Arc<openraft::Config>, String> 
         heartbeat_interval: config.heartbeat.as_millis() as u64,
         election_timeout_min: election,
         election_timeout_max: election * 2,
-        // A checkpoint every 10,000 entries; the WAL keeps that many more behind it for
-        // followers that lag, since catching up from a snapshot needs the records (see
-        // `state_machine`).
+        // A checkpoint every 10,000 entries, so a restart applies at most that many again.
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 100_000,
+        // The WAL is never purged: a node catching up from a snapshot would need the records
+        // themselves, which are not transferred yet (see `state_machine`), so every node that
+        // joins or returns catches up from the WAL. The cost is disk: the WAL holds every batch.
+        max_in_snapshot_log_to_keep: u64::MAX,
         enable_pre_vote: Some(true),
         ..openraft::Config::default()
     };

@@ -11,13 +11,17 @@
 //! The sender names itself in the [`NODE_ID_HEADER`] header. A receiver that knows its
 //! membership (voters and learners alike) refuses a sender outside it, so a removed node or a
 //! node of another cluster cannot disrupt this one with votes. Without TLS this checks the
-//! identity a peer *claims*, not one it proves; under mutual TLS the router also checks the
-//! peer's certificate. Two cases let a non-member through, because refusing them would break
+//! identity a peer *claims*, not one it proves. Under TLS the router admits Raft calls only with
+//! a verified client certificate, and here its Common Name must be the sender's
+//! ([`node_common_name`]: `girok-node-ID`), so a certificate proves one node and no user
+//! certificate of the same CA speaks for any. Two cases let a non-member through, because refusing them would break
 //! Raft rather than protect it:
 //! - the receiver knows no membership yet (a node waiting to be added or initialized);
 //! - an `Append` or `Snapshot` from a leader whose committed vote is at least the receiver's
 //!   own: a lagging receiver may not yet have the membership that made the sender a member,
 //!   and only that leader's entries can bring it.
+
+use std::sync::Arc;
 
 use openraft::Raft;
 use openraft::async_runtime::watch::WatchReceiver;
@@ -87,6 +91,41 @@ where
     }
 }
 
+/// Under TLS, refuses a call whose certificate does not name the node it claims to come from
+/// (before anything of the call is decoded). On plaintext nothing is proven: `admit` checks the
+/// claim against the membership.
+fn prove<T>(request: &Request<T>) -> Result<(), Status> {
+    let Some(PeerCertificate(Some(name))) = request.extensions().get::<PeerCertificate>() else {
+        return Ok(());
+    };
+    let Some(sender) = sender(request)? else {
+        return Err(Status::permission_denied(format!(
+            "a Raft call must name its sender in {NODE_ID_HEADER}"
+        )));
+    };
+    if **name != node_common_name(sender) {
+        return Err(Status::permission_denied(format!(
+            "a certificate for {name:?} cannot speak for node {sender}: a node's certificate \
+             has the Common Name {:?}",
+            node_common_name(sender)
+        )));
+    }
+    Ok(())
+}
+
+/// What the server's TLS handshake proved about a Raft call's sender: the Common Name of its
+/// verified client certificate (`None` on plaintext). The router puts it in every Raft call's
+/// extensions.
+#[derive(Clone, Debug)]
+pub struct PeerCertificate(pub Option<Arc<str>>);
+
+/// The Common Name a node's certificate must carry under TLS: `girok-node-ID`. A certificate
+/// proves only the node it names, so a user's certificate from the same CA cannot make Raft
+/// calls.
+pub fn node_common_name(id: NodeId) -> String {
+    format!("girok-node-{id}")
+}
+
 /// The sender a request names, if any.
 fn sender<T>(request: &Request<T>) -> Result<Option<NodeId>, Status> {
     let Some(value) = request.metadata().get(NODE_ID_HEADER) else {
@@ -117,12 +156,14 @@ where
     SM: RaftStateMachine<TypeConfig, SnapshotData = Vec<u8>>,
 {
     async fn append(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        prove(&request)?;
         let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(request.get_ref())?;
         self.admit(&request, Some(&rpc.vote))?;
         reply(self.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        prove(&request)?;
         let frame: wire::VoteFrame = decode(request.get_ref())?;
         self.admit(&request, None)?;
         reply(match frame {
@@ -132,6 +173,7 @@ where
     }
 
     async fn snapshot(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        prove(&request)?;
         let frame: wire::SnapshotFrame = decode(request.get_ref())?;
         self.admit(&request, Some(&frame.vote))?;
         let snapshot = Snapshot { meta: frame.meta, snapshot: frame.data };
@@ -139,6 +181,7 @@ where
     }
 
     async fn transfer_leader(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        prove(&request)?;
         let rpc: openraft::raft::TransferLeaderRequest<TypeConfig> = decode(request.get_ref())?;
         self.admit(&request, None)?;
         reply(self.raft.handle_transfer_leader(rpc).await.map_err(RaftError::Fatal))

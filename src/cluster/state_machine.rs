@@ -27,8 +27,10 @@
 //! # Determinism
 //!
 //! Everything an entry's outcome depends on is replicated: the leader's clock is in the entry,
-//! the limit on logs and the record size are the cluster's. A failure of this node's own disk
-//! is never an answer to a client: it fails the apply, which stops this node's Raft.
+//! and nothing here reads a node's own flags (the leader checks the record size and its limit
+//! on logs before it proposes). A failure of this node's own disk, or a limit of its own that
+//! refuses what the leader accepted, is never an answer to a client: it fails the apply, which
+//! stops this node's Raft, rather than let it diverge.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -210,7 +212,7 @@ impl Inner {
     ) -> io::Result<Applied> {
         let expected = &mut state.applied.logs;
         match command {
-            Command::Append { log, create, timestamp_ms, values } => {
+            Command::Append { log, incarnation, create, timestamp_ms, values } => {
                 if !expected.contains_key(&log) {
                     if !create {
                         return Ok(Applied::Refused(Refusal::NotFound { log }));
@@ -224,11 +226,11 @@ impl Inner {
                         return Ok(Applied::Refused(refused));
                     }
                 }
-                let max = self.logs.max_record_bytes();
-                if let Some(size) = values.iter().map(|v| v.len()).find(|&size| size > max) {
-                    return Ok(Applied::Refused(Refusal::RecordTooLarge { size, max }));
-                }
                 let want = expected.get_mut(&log).expect("the log exists or was just created");
+                if incarnation.is_some_and(|created| created != want.created) {
+                    // Proposed for a log deleted (and created again) since.
+                    return Ok(Applied::Refused(Refusal::NotFound { log }));
+                }
                 let base = want.next;
                 let count = values.len() as u64;
                 let Some(end) = base.checked_add(count) else {
@@ -245,7 +247,7 @@ impl Inner {
                     if held < end {
                         let missing = &values[(held - base) as usize..];
                         let bytes = missing.iter().map(|v| v.len() as u64).sum();
-                        entry.log().append_batch_at(missing, timestamp_ms).map_err(storage_err)?;
+                        entry.log().append_batch_at(missing, timestamp_ms).map_err(apply_err)?;
                         entry.activity().appended(missing.len() as u64, bytes);
                     }
                 }
@@ -263,22 +265,25 @@ impl Inner {
                 let Some(want) = expected.get_mut(&log) else {
                     return Ok(Applied::Refused(Refusal::NotFound { log }));
                 };
-                want.settings = want.settings.merged(settings);
                 if self.incarnation(&log, want.created).is_some() {
                     self.logs.update(&log, settings).map_err(logs_err)?;
                 }
+                want.settings = want.settings.merged(settings);
                 Ok(Applied::Done)
             }
             Command::Delete { log } => {
                 if log == DEFAULT_LOG {
                     return Ok(Applied::Refused(Refusal::DefaultLog));
                 }
-                let Some(want) = expected.remove(&log) else {
+                let Some(want) = expected.get(&log) else {
                     return Ok(Applied::Refused(Refusal::NotFound { log }));
                 };
+                // The disk first: a failure leaves the state as it was, so the entry is
+                // applied again after a restart.
                 if self.incarnation(&log, want.created).is_some() {
                     self.logs.delete(&log).map_err(logs_err)?;
                 }
+                expected.remove(&log);
                 Ok(Applied::Done)
             }
         }
@@ -292,12 +297,9 @@ impl Inner {
         log: &str,
         meta: LogMeta,
     ) -> io::Result<Option<Refusal>> {
-        // The configured limit, the same on every node (not one lowered to fit this machine's
-        // descriptors, which would make nodes disagree).
-        let limit = self.logs.config().max_logs;
-        if expected.len() >= limit {
-            return Ok(Some(Refusal::Limit { limit }));
-        }
+        // No limit on logs is checked here: nodes may be given different limits (or lower them
+        // to fit their descriptors), and an entry must have one outcome everywhere. The leader
+        // checks its limit before it proposes a creation.
         let index = meta.raft_index.unwrap_or(0);
         let on_disk = self.logs.get(log).ok();
         match on_disk {
@@ -352,8 +354,17 @@ impl Inner {
     }
 }
 
-fn storage_err(err: storage::Error) -> io::Error {
-    io::Error::other(err.to_string())
+/// A storage failure while applying: this node stops applying (its Raft stops) rather than
+/// answer differently from the others. A limit that refused here but not on the leader means the
+/// nodes were not given the same flags.
+fn apply_err(err: storage::Error) -> io::Error {
+    match err {
+        storage::Error::RecordTooLarge { size, max } => io::Error::other(format!(
+            "a replicated record of {size} bytes is above this node's --max-record-bytes \
+             ({max}): every node of a cluster needs the same --max-record-bytes"
+        )),
+        err => io::Error::other(err.to_string()),
+    }
 }
 
 fn logs_err(err: logs::Error) -> io::Error {
@@ -504,6 +515,7 @@ mod tests {
     fn append(log: &str, values: &[&'static str]) -> Command {
         Command::Append {
             log: log.into(),
+            incarnation: None,
             create: true,
             timestamp_ms: 1_000,
             values: values.iter().map(|v| Bytes::from_static(v.as_bytes())).collect(),
@@ -566,6 +578,7 @@ mod tests {
                 Command::Delete { log: "default".into() },
                 Command::Append {
                     log: "nope".into(),
+                    incarnation: None,
                     create: false,
                     timestamp_ms: 0,
                     values: vec![],

@@ -371,7 +371,8 @@ impl Logs {
 
     /// [`create`](Self::create) with the metadata decided elsewhere: a cluster's state machine
     /// creates a log with the time its leader read and the Raft index of the entry, the same on
-    /// every node. Auto-create does not apply; the limit on logs does.
+    /// every node. Neither auto-create nor the limit on logs applies: the leader checked its
+    /// limit before proposing, and every node must apply the creation alike.
     pub fn create_with(&self, name: &str, meta: LogMeta) -> Result<Arc<LogEntry>> {
         check_name(name)?;
         check_settings(&meta.settings)?;
@@ -379,7 +380,7 @@ impl Logs {
         if self.lookup(name).is_some() {
             return Err(Error::Exists { log: name.into() });
         }
-        self.create_locked(name, meta)
+        self.insert_created(name, meta)
     }
 
     /// Syncs every log's records to stable storage, whatever its fsync policy.
@@ -397,6 +398,12 @@ impl Logs {
         if self.len() >= limit {
             return Err(Error::Limit { limit });
         }
+        self.insert_created(name, meta)
+    }
+
+    /// Creates `name` in storage and the map; the caller holds the admin lock, found no such log
+    /// and checked the limit (or has none to check).
+    fn insert_created(&self, name: &str, meta: LogMeta) -> Result<Arc<LogEntry>> {
         let log = self.catalog.create(name, &meta)?;
         let entry = LogEntry::new(Opened::new(name, meta, log));
         self.write_map().insert(name.into(), Arc::clone(&entry));

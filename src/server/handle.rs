@@ -52,6 +52,17 @@ impl Registry {
         }
     }
 
+    /// `RESOURCE_EXHAUSTED` / `LOG_LIMIT` when this (leader) node holds its limit of logs: in a
+    /// cluster the leader checks before it proposes a creation (two creations proposed at once
+    /// may both pass), so that applying an entry never depends on a node's own limit.
+    fn check_room(&self) -> Result<(), Status> {
+        let limit = self.logs.max_logs();
+        if self.logs.len() >= limit {
+            return Err(Status::from(logs::Error::Limit { limit }));
+        }
+        Ok(())
+    }
+
     /// Proposes `command` through the cluster; answers what applying it answered, a refusal
     /// as the status a single node would give.
     async fn propose(cluster: &Cluster, command: Command) -> Result<Applied, Status> {
@@ -104,8 +115,10 @@ impl Registry {
         if let Some(cluster) = &self.cluster {
             // Created by an empty append through Raft, so every node creates it alike.
             let create = self.logs.config().auto_create;
+            self.check_room()?;
             let command = Command::Append {
                 log: name.to_string(),
+                incarnation: None,
                 create,
                 timestamp_ms: storage::now_ms(),
                 values: Vec::new(),
@@ -136,6 +149,9 @@ impl Registry {
         check_admin(caller, &name, Some(&settings))?;
         self.check_leader()?;
         if let Some(cluster) = &self.cluster {
+            if self.logs.get(&name).is_err() {
+                self.check_room()?;
+            }
             let created_ms = storage::now_ms();
             let command = Command::Create { log: name.clone(), settings, created_ms };
             Self::propose(cluster, command).await?;
@@ -276,8 +292,13 @@ impl LogHandle {
             return Err(gone);
         }
         let log = self.entry.name().to_string();
-        let command =
-            Command::Append { log, create: false, timestamp_ms: storage::now_ms(), values };
+        let command = Command::Append {
+            log,
+            incarnation: Some(self.entry.raft_index().unwrap_or(0)),
+            create: false,
+            timestamp_ms: storage::now_ms(),
+            values,
+        };
         match Registry::propose(cluster, command).await? {
             Applied::Appended { first, count } => Ok(first..first + count),
             other => {

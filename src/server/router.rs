@@ -145,6 +145,12 @@ impl hyper::service::Service<http::Request<Incoming>> for Router {
             );
             return Box::pin(std::future::ready(Ok(call.respond(status.into_http()))));
         }
+        if request.uri().path().starts_with(RAFT_SERVICE_PREFIX) {
+            // The service checks the certificate names the node the call claims to come from.
+            let name = self.identity.subject.clone();
+            request.extensions_mut().insert(crate::cluster::service::PeerCertificate(name));
+            self.proven.store(true, Ordering::Relaxed);
+        }
         let request = request.map(|body| call.request_body(body));
         // The axum router behind `Routes` is always ready, so `poll_ready` can be skipped.
         let mut routes = self.routes.clone();

@@ -307,6 +307,14 @@ pub(crate) fn not_a_member(id: u64) -> Status {
     ))
 }
 
+/// `UNAVAILABLE` from a node whose Raft has stopped after a failure (its log says which): it
+/// serves nothing, rather than reads that fall further behind.
+pub(crate) fn cluster_stopped(id: u64) -> Status {
+    Status::unavailable(format!(
+        "node {id} has stopped replicating after a failure; use another node"
+    ))
+}
+
 /// The status of a refused membership change.
 pub(crate) fn from_membership_error(err: MembershipError) -> Status {
     match err {
@@ -324,6 +332,7 @@ pub(crate) fn from_membership_error(err: MembershipError) -> Status {
             &[(key::SERVER_ID, id.to_string())],
         ),
         MembershipError::Refused(why) => Status::failed_precondition(why),
+        MembershipError::CatchingUp(why) => Status::unavailable(why),
     }
 }
 

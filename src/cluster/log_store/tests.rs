@@ -18,6 +18,7 @@ fn blank(term: u64, index: u64) -> Entry {
 fn normal(term: u64, index: u64) -> Entry {
     let command = Command::Append {
         log: "orders".into(),
+        incarnation: None,
         create: true,
         timestamp_ms: 1_700_000_000_000 + index,
         values: vec![Bytes::from_static(b"one"), Bytes::new(), Bytes::from(vec![0xff; 300])],

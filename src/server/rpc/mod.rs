@@ -79,6 +79,7 @@ impl LogService {
         }
         match self.registry.cluster() {
             // A node started with --join holds nothing until it is added.
+            Some(cluster) if !cluster.is_running() => Err(status::cluster_stopped(cluster.id())),
             Some(cluster) if !cluster.is_member() => Err(status::not_a_member(cluster.id())),
             _ => Ok(()),
         }
