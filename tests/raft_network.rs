@@ -3,31 +3,28 @@
 //! `Network`, elect a leader, replicate commands, survive a partition cut through `Faults`, and
 //! refuse a stranger.
 //!
-//! The log store here is a stand-in kept in memory: the WAL-backed `LogStore` is not on main
-//! yet. The state machine is the real one, over real named logs.
+//! The storage is girok's own: the WAL-backed `LogStore` and the state machine over real named
+//! logs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Debug;
-use std::io;
 use std::net::SocketAddr;
-use std::ops::RangeBounds;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use girok::cluster::command::Command;
+use girok::cluster::log_store::{Durability, LogStore};
 use girok::cluster::network::{Faults, NODE_ID_HEADER, Network, wire};
 use girok::cluster::proto::Frame;
 use girok::cluster::proto::raft_client::RaftClient;
 use girok::cluster::service::RaftService;
 use girok::cluster::state_machine::StateMachine;
-use girok::cluster::types::{Entry, LogId, NodeId, TypeConfig, Vote};
+use girok::cluster::types::{NodeId, TypeConfig, Vote};
 use girok::logs::{Logs, LogsConfig};
 use girok::storage::DiskConfig;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::raft::VoteRequest;
-use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{BasicNode, Config, OptionalSend, Raft, ServerState};
+use openraft::{BasicNode, Config, Raft, ServerState};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -35,102 +32,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 /// How long any one test may run.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A Raft log kept in memory: the stand-in for the WAL-backed store.
-#[derive(Clone, Default)]
-struct MemLog {
-    /// Why a lock: openraft reads from replication tasks while the core writes; no await is
-    /// ever taken while holding it.
-    inner: Arc<Mutex<MemLogInner>>,
-}
-
-#[derive(Default)]
-struct MemLogInner {
-    vote: Option<Vote>,
-    committed: Option<LogId>,
-    purged: Option<LogId>,
-    entries: BTreeMap<u64, Entry>,
-}
-
-impl MemLog {
-    fn inner(&self) -> std::sync::MutexGuard<'_, MemLogInner> {
-        self.inner.lock().unwrap()
-    }
-}
-
-impl RaftLogReader<TypeConfig> for MemLog {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry>, io::Error> {
-        Ok(self.inner().entries.range(range).map(|(_, e)| e.clone()).collect())
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.inner().vote)
-    }
-}
-
-impl RaftLogStorage<TypeConfig> for MemLog {
-    type LogReader = Self;
-
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let inner = self.inner();
-        let last = inner.entries.values().next_back().map(|e| e.log_id).or(inner.purged);
-        Ok(LogState { last_purged_log_id: inner.purged, last_log_id: last })
-    }
-
-    async fn get_log_reader(&mut self) -> Self {
-        self.clone()
-    }
-
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.inner().vote = Some(*vote);
-        Ok(())
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.inner().committed = committed;
-        Ok(())
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.inner().committed)
-    }
-
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: IOFlushed<TypeConfig>,
-    ) -> Result<(), io::Error>
-    where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        {
-            let mut inner = self.inner();
-            for entry in entries {
-                inner.entries.insert(entry.log_id.index, entry);
-            }
-        }
-        callback.io_completed(Ok(()));
-        Ok(())
-    }
-
-    async fn truncate_after(&mut self, last: Option<LogId>) -> Result<(), io::Error> {
-        let keep_to = last.map_or(0, |l| l.index + 1);
-        self.inner().entries.split_off(&keep_to);
-        Ok(())
-    }
-
-    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let mut inner = self.inner();
-        inner.entries = inner.entries.split_off(&(log_id.index + 1));
-        inner.purged = Some(log_id);
-        Ok(())
-    }
-}
-
-/// One node: its Raft, its state machine, the address its Raft service listens on.
 struct TestNode {
     id: NodeId,
     addr: SocketAddr,
@@ -159,8 +60,8 @@ async fn start_cluster(n: u64, faults: &Faults) -> Vec<TestNode> {
             Logs::open(dir.path().join("logs"), DiskConfig::default(), LogsConfig::default());
         let sm = StateMachine::open(Arc::new(logs.unwrap()), &dir.path().join("sm")).unwrap();
         let network = Network::new(id, None, faults.clone());
-        let raft =
-            Raft::new(id, Arc::clone(&config), network, MemLog::default(), sm).await.unwrap();
+        let store = LogStore::open(&dir.path().join("wal"), Durability::Always).unwrap();
+        let raft = Raft::new(id, Arc::clone(&config), network, store, sm).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
@@ -217,6 +118,24 @@ fn append(log: &str, value: &'static str) -> Command {
     }
 }
 
+/// Writes `command` at `node`, which leads: a leader just elected may refuse for a moment
+/// (`ForwardToLeader`, e.g. with reason `LeaseExpired`, before a quorum has acknowledged it),
+/// which says nothing was proposed, so it is retried.
+async fn write(
+    node: &TestNode,
+    command: Command,
+) -> openraft::raft::ClientWriteResponse<TypeConfig> {
+    loop {
+        match node.raft.client_write(command.clone()).await {
+            Ok(written) => return written,
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(_),
+            )) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(err) => panic!("writing at node {}: {err}", node.id),
+        }
+    }
+}
+
 fn node(nodes: &[TestNode], id: NodeId) -> &TestNode {
     nodes.iter().find(|n| n.id == id).unwrap()
 }
@@ -229,13 +148,13 @@ async fn three_nodes_elect_replicate_and_ride_out_a_partition_of_the_leader() {
         let faults = Faults::new();
         let nodes = start_cluster(3, &faults).await;
         let first = leader(&nodes, &BTreeSet::new()).await;
-        let written = node(&nodes, first).raft.client_write(append("orders", "a")).await.unwrap();
+        let written = write(node(&nodes, first), append("orders", "a")).await;
         applied(&nodes, &[1, 2, 3], written.log_id.index).await;
 
         faults.isolate(first);
         let second = leader(&nodes, &BTreeSet::from([first])).await;
         assert_ne!(second, first);
-        let written = node(&nodes, second).raft.client_write(append("orders", "b")).await.unwrap();
+        let written = write(node(&nodes, second), append("orders", "b")).await;
         let rest: Vec<NodeId> = (1..=3).filter(|&id| id != first).collect();
         applied(&nodes, &rest, written.log_id.index).await;
 
