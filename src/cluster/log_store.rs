@@ -212,7 +212,7 @@ const MAX_APPEND_BYTES: usize = 4 << 20;
 const READ_CHUNK: u64 = 32;
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    /// The entries of `[start, end)` up to [`MAX_APPEND_BYTES`] of payload (at least one entry
+    /// The entries of `[start, end)` up to 4 MiB of payload (at least one entry
     /// when any is held): what openraft sends a follower in one request.
     async fn limited_get_log_entries(
         &mut self,

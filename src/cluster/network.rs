@@ -73,8 +73,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The framing both halves of the internal Raft service use.
 ///
 /// Requests are openraft's own messages, except where openraft has none that serializes
-/// ([`VoteFrame`] tells a vote from a pre-vote; [`SnapshotFrame`] carries a whole snapshot).
-/// Every reply is a [`Reply`]. All of it is postcard: compact, and as versioned as girok is
+/// ([`wire::VoteFrame`] tells a vote from a pre-vote; [`wire::SnapshotFrame`] carries a whole snapshot).
+/// Every reply is a [`wire::Reply`]. All of it is postcard: compact, and as versioned as girok is
 /// (the nodes of a cluster must run the same version; see `api/internal/raft.proto`).
 pub mod wire {
     use serde::de::DeserializeOwned;

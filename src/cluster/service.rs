@@ -53,7 +53,7 @@ where
     }
 
     /// The tonic service, accepting and sending messages up to
-    /// [`MAX_MESSAGE_SIZE`](super::network::MAX_MESSAGE_SIZE).
+    /// [`super::network::MAX_MESSAGE_SIZE`].
     pub fn into_server(self) -> RaftServer<Self> {
         RaftServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
