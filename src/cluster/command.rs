@@ -133,18 +133,6 @@ pub enum Refusal {
     },
     /// The `default` log cannot be deleted.
     DefaultLog,
-    /// The cluster holds its limit of logs.
-    Limit {
-        /// The limit.
-        limit: usize,
-    },
-    /// A value is larger than the logs accept.
-    RecordTooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
     /// The log has run out of offsets.
     OffsetsExhausted {
         /// Its next offset.
@@ -160,10 +148,6 @@ impl From<Refusal> for crate::logs::Error {
             Refusal::NotFound { log } => Error::NotFound { log },
             Refusal::Exists { log } => Error::Exists { log },
             Refusal::DefaultLog => Error::DefaultLog,
-            Refusal::Limit { limit } => Error::Limit { limit },
-            Refusal::RecordTooLarge { size, max } => {
-                Error::Storage(storage::Error::RecordTooLarge { size, max })
-            }
             Refusal::OffsetsExhausted { next } => {
                 Error::Storage(storage::Error::OffsetsExhausted { next })
             }

@@ -222,9 +222,7 @@ impl Inner {
                         settings: LogSettings::default(),
                         raft_index: Some(index),
                     };
-                    if let Some(refused) = self.create(expected, &log, meta)? {
-                        return Ok(Applied::Refused(refused));
-                    }
+                    self.create(expected, &log, meta)?;
                 }
                 let want = expected.get_mut(&log).expect("the log exists or was just created");
                 if incarnation.is_some_and(|created| created != want.created) {
@@ -259,7 +257,8 @@ impl Inner {
                     return Ok(Applied::Refused(Refusal::Exists { log }));
                 }
                 let meta = LogMeta { created_ms, settings, raft_index: Some(index) };
-                Ok(self.create(expected, &log, meta)?.map_or(Applied::Done, Applied::Refused))
+                self.create(expected, &log, meta)?;
+                Ok(Applied::Done)
             }
             Command::Update { log, settings } => {
                 let Some(want) = expected.get_mut(&log) else {
@@ -296,7 +295,7 @@ impl Inner {
         expected: &mut BTreeMap<String, Expected>,
         log: &str,
         meta: LogMeta,
-    ) -> io::Result<Option<Refusal>> {
+    ) -> io::Result<()> {
         // No limit on logs is checked here: nodes may be given different limits (or lower them
         // to fit their descriptors), and an entry must have one outcome everywhere. The leader
         // checks its limit before it proposes a creation.
@@ -325,7 +324,7 @@ impl Inner {
                 settings: meta.settings,
             },
         );
-        Ok(None)
+        Ok(())
     }
 
     /// The log `name` on disk if it is the one created at Raft index `created`.

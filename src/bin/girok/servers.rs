@@ -16,8 +16,6 @@
 //! `cluster add ID HOST:PORT` and `cluster remove ID` go to the leader and print nothing; a
 //! server outside a cluster refuses them (`FAILED_PRECONDITION NOT_A_CLUSTER`).
 
-use std::fmt::Write;
-
 use clap::Subcommand;
 use girok::client::{ClusterClient, ServerInfo};
 use serde::Serialize;
@@ -97,26 +95,10 @@ const HEADER: [&str; 4] = ["ID", "ADDRESS", "LEADER", "VOTER"];
 /// The table of `servers`, header first, each line ending in `\n`.
 fn render(servers: &[ServerInfo]) -> String {
     let yes = |flag: bool| if flag { "yes" } else { "no" }.to_string();
-    let mut rows = vec![HEADER.map(String::from)];
-    rows.extend(servers.iter().map(|server| {
+    let rows = servers.iter().map(|server| {
         [server.id.to_string(), server.addr.clone(), yes(server.is_leader), yes(server.voter)]
-    }));
-    let mut widths = [0; HEADER.len()];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut table = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (cell, width) in row.iter().zip(widths) {
-            let _ = write!(line, "{cell:width$}  ");
-        }
-        table.push_str(line.trim_end());
-        table.push('\n');
-    }
-    table
+    });
+    crate::table::aligned(HEADER, rows)
 }
 
 #[cfg(test)]

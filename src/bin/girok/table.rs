@@ -35,9 +35,17 @@ const HEADER: [&str; 7] =
 
 /// The table of `logs`, header first, each line ending in `\n`.
 pub(crate) fn render(logs: &[LogInfo], units: Units) -> String {
-    let mut rows = vec![HEADER.map(String::from)];
-    rows.extend(logs.iter().map(|log| row(log, units)));
-    let mut widths = [0; HEADER.len()];
+    aligned(HEADER, logs.iter().map(|log| row(log, units)))
+}
+
+/// `header` then `rows` as columns padded to their widest cell, two spaces apart, each line
+/// ending in `\n` (no trailing spaces): the CLI's tables.
+pub(crate) fn aligned<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> String {
+    let rows: Vec<[String; N]> = std::iter::once(header.map(String::from)).chain(rows).collect();
+    let mut widths = [0; N];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.len());
